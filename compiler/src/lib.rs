@@ -1,0 +1,7 @@
+//! The Flowgate policy language front end: source text in, a checked policy set and
+//! diagnostics out. It does no IO: callers hand in file contents and the current time.
+
+pub mod diag;
+pub mod source;
+pub mod suggest;
+pub mod syntax;

@@ -1,0 +1,48 @@
+//! "Did you mean …?" by edit distance.
+
+/// The candidate closest to `word`, if it is close enough to be a plausible typo.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|candidate| *candidate != word)
+        .map(|candidate| (distance(&word.to_lowercase(), &candidate.to_lowercase()), candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by(|left, right| left.0.cmp(&right.0).then_with(|| left.1.cmp(right.1)))
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance over characters.
+pub fn distance(left: &str, right: &str) -> usize {
+    let right: Vec<char> = right.chars().collect();
+    let mut previous: Vec<usize> = (0..=right.len()).collect();
+    let mut current = vec![0; right.len() + 1];
+    for (row, left_char) in left.chars().enumerate() {
+        if let Some(first) = current.first_mut() {
+            *first = row + 1;
+        }
+        for (column, right_char) in right.iter().enumerate() {
+            let substitution = previous.get(column).copied().unwrap_or(0) + usize::from(left_char != *right_char);
+            let deletion = previous.get(column + 1).copied().unwrap_or(0) + 1;
+            let insertion = current.get(column).copied().unwrap_or(0) + 1;
+            if let Some(cell) = current.get_mut(column + 1) {
+                *cell = substitution.min(deletion).min(insertion);
+            }
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous.last().copied().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_near_misses_only() {
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(closest("enviroment", ["env", "environment", "owner"]), Some("environment"));
+        assert_eq!(closest("prdo", ["dev", "staging", "prod"]), Some("prod"));
+        assert_eq!(closest("xyz", ["dev", "staging", "prod"]), None);
+    }
+}
