@@ -43,6 +43,7 @@ pub struct SourceFile {
     name: String,
     text: String,
     line_starts: Vec<usize>,
+    invalid_utf8_at: Option<usize>,
 }
 
 impl SourceFile {
@@ -64,6 +65,11 @@ impl SourceFile {
         let line_start = self.line_starts.get(line_index).copied().unwrap_or(0);
         let column = self.text.get(line_start..offset).map_or(0, |prefix| prefix.chars().count());
         LineCol { line: line_index + 1, column: column + 1 }
+    }
+
+    /// Byte offset of the first byte that is not UTF-8, when the file was not text.
+    pub fn invalid_utf8_at(&self) -> Option<usize> {
+        self.invalid_utf8_at
     }
 
     pub fn is_json(&self) -> bool {
@@ -97,13 +103,6 @@ pub struct SourceSet {
     files: Vec<SourceFile>,
 }
 
-/// Why the bytes handed in for a file are not text the lexer can read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InvalidUtf8 {
-    pub file: FileId,
-    pub byte_offset: usize,
-}
-
 impl SourceSet {
     pub fn new() -> SourceSet {
         SourceSet::default()
@@ -114,20 +113,23 @@ impl SourceSet {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(index, _)| index + 1));
         let id = FileId(clamp_u32(self.files.len()));
-        self.files.push(SourceFile { name: name.into(), text, line_starts });
+        self.files.push(SourceFile { name: name.into(), text, line_starts, invalid_utf8_at: None });
         id
     }
 
-    /// Adds raw bytes; invalid UTF-8 keeps the valid prefix as the file's text so the error
-    /// can still point at a line and column.
-    pub fn add_bytes(&mut self, name: impl Into<String>, bytes: &[u8]) -> Result<FileId, InvalidUtf8> {
+    /// Adds raw bytes as read from disk. Bytes that are not UTF-8 keep the valid prefix as
+    /// the file's text, so the checker's error can point at a line and column.
+    pub fn add_bytes(&mut self, name: impl Into<String>, bytes: &[u8]) -> FileId {
         match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(self.add(name, text)),
+            Ok(text) => self.add(name, text),
             Err(error) => {
                 let valid = error.valid_up_to();
                 let prefix = String::from_utf8_lossy(bytes.get(..valid).unwrap_or_default()).into_owned();
                 let file = self.add(name, prefix);
-                Err(InvalidUtf8 { file, byte_offset: valid })
+                if let Some(added) = self.files.last_mut() {
+                    added.invalid_utf8_at = Some(valid);
+                }
+                file
             }
         }
     }
@@ -165,5 +167,12 @@ impl Span {
     /// Position of the file in its [`SourceSet`], for renderers that index files by number.
     pub fn file_index(self) -> usize {
         self.file.0 as usize
+    }
+}
+
+impl FileId {
+    /// The first file added; diagnostics about the set as a whole point there.
+    pub fn first() -> FileId {
+        FileId(0)
     }
 }

@@ -1,6 +1,7 @@
 //! Source text to syntax tree: a total lexer, a recovering parser and the tree they build.
 
 pub mod ast;
+pub mod json;
 mod lexer;
 mod parser;
 mod token;
