@@ -1,1 +1,51 @@
-fn main() {}
+//! The `flowgate` command line: parses arguments and calls the crates.
+
+mod check;
+mod fmt;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "flowgate", version, about = "Policy engine for workflow orchestrators: who may do what to which DAG on which host")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and type-check a policy set; report problems.
+    Check(check::CheckArgs),
+    /// Rewrite `.gate` files in the canonical layout.
+    Fmt(fmt::FmtArgs),
+}
+
+/// Exit codes shared by every subcommand.
+pub(crate) mod exit {
+    pub(crate) const CLEAN: u8 = 0;
+    pub(crate) const PROBLEMS: u8 = 1;
+    pub(crate) const USAGE_OR_IO: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { exit::USAGE_OR_IO } else { exit::CLEAN });
+        }
+    };
+    let result = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Fmt(args) => fmt::run(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit::USAGE_OR_IO)
+        }
+    }
+}

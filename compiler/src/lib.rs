@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod diag;
+pub mod fmt;
 pub mod ir;
 mod resolve;
 pub mod source;
