@@ -7,26 +7,18 @@ use crate::syntax::ast::*;
 use crate::syntax::Comment;
 
 const INDENT: &str = "  ";
-const MAX_WIDTH: usize = 100;
+const MAX_WIDTH: usize = 120;
 
 /// Formats one parsed file. The caller must refuse files with syntax errors: the tree of
 /// such a file lacks the declarations that failed to parse.
 pub fn format_file(text: &str, file: &File, comments: &[Comment]) -> String {
-    let mut printer = Printer { text, comments, next_comment: 0, out: String::new() };
-    let mut previous_end: Option<u32> = None;
+    let mut printer = Printer { text, comments, next_comment: 0, out: String::new(), last_end: None };
     for item in &file.items {
         let start = item_start(item);
-        if let Some(end) = previous_end {
-            let gap_start = end as usize;
-            let gap_end = printer.first_comment_before(start).unwrap_or(start) as usize;
-            let gap = text.get(gap_start..gap_end).unwrap_or("");
-            if gap.matches('\n').count() >= 2 {
-                printer.out.push('\n');
-            }
-        }
         printer.flush_before(start, "");
+        printer.blank_line_if_gap(start);
         printer.item(item);
-        previous_end = Some(item.span().end);
+        printer.last_end = Some(item.span().end);
     }
     printer.flush_before(u32::MAX, "");
     while printer.out.ends_with("\n\n") {
@@ -50,11 +42,18 @@ struct Printer<'a> {
     comments: &'a [Comment],
     next_comment: usize,
     out: String,
+    /// Source offset where the last top-level thing written ended.
+    last_end: Option<u32>,
 }
 
 impl Printer<'_> {
-    fn first_comment_before(&self, position: u32) -> Option<u32> {
-        self.comments.get(self.next_comment).filter(|comment| comment.span.start < position).map(|comment| comment.span.start)
+    /// Keeps one blank line where the author left one or more between top-level things.
+    fn blank_line_if_gap(&mut self, start: u32) {
+        let Some(end) = self.last_end else { return };
+        let gap = self.text.get(end as usize..start as usize).unwrap_or("");
+        if gap.matches('\n').count() >= 2 && !self.out.ends_with("\n\n") && !self.out.is_empty() {
+            self.out.push('\n');
+        }
     }
 
     /// Emits, each on its own line, the comments that start before `position`.
@@ -70,9 +69,15 @@ impl Printer<'_> {
                 self.out.push_str(&comment.text);
                 self.out.push('\n');
             } else {
+                if indent.is_empty() {
+                    self.blank_line_if_gap(comment.span.start);
+                }
                 self.out.push_str(indent);
                 self.out.push_str(&comment.text);
                 self.out.push('\n');
+                if indent.is_empty() {
+                    self.last_end = Some(comment.span.end);
+                }
             }
             self.next_comment += 1;
         }
