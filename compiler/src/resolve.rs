@@ -252,7 +252,7 @@ pub(crate) fn unknown_action(schema: &Schema, name: &ast::Name) -> Diagnostic {
 }
 
 pub(crate) fn unknown_entity_kind(name: &ast::Name, expected: &[&str]) -> Diagnostic {
-    let listed = expected.iter().map(|word| format!("`{word}`")).collect::<Vec<_>>().join(", ");
+    let listed = suggest::one_of(expected.iter().copied());
     let mut diagnostic = Diagnostic::error(Code::UnknownEntityKind, name.span, format!("unknown entity kind `{}`", name.text))
         .with_label(format!("expected {listed}"));
     if let Some(suggestion) = suggest::closest(&name.text, expected.iter().copied()) {

@@ -296,7 +296,7 @@ impl ExprChecker<'_> {
         }
         let name = def.name.clone();
         let suggestion = suggest::closest(word, def.values.iter().map(String::as_str)).map(str::to_owned);
-        let listed = def.values.iter().map(|value| format!("`{value}`")).collect::<Vec<_>>().join(", ");
+        let listed = suggest::one_of(def.values.iter().map(String::as_str));
         let diagnostic = self.error(Code::UnknownEnumValue, span, format!("`{word}` is not a value of `{name}`"));
         diagnostic.primary.message = format!("expected one of {listed}");
         if let Some(suggestion) = suggestion {
