@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use compiler::diag::{self, ColorChoice};
 use compiler::CheckOptions;
+use compiler::diag::{self, ColorChoice};
 
 use crate::exit;
 
@@ -44,7 +44,11 @@ enum Color {
 }
 
 pub(crate) fn run(args: &CheckArgs) -> anyhow::Result<u8> {
-    let paths = if args.paths.is_empty() { vec![PathBuf::from("policies")] } else { args.paths.clone() };
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("policies")]
+    } else {
+        args.paths.clone()
+    };
     let now = crate::fmt::now(args.now.as_deref())?;
     let files = runtime::read_policy_paths(&paths).context("cannot load the policy set")?;
     let analysis = compiler::analyze(&files.sources, &CheckOptions::at(now));
@@ -54,7 +58,12 @@ pub(crate) fn run(args: &CheckArgs) -> anyhow::Result<u8> {
             let color = match args.color {
                 Color::Always => ColorChoice::Ansi,
                 Color::Never => ColorChoice::Plain,
-                Color::Auto if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() => ColorChoice::Ansi,
+                Color::Auto
+                    if std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none() =>
+                {
+                    ColorChoice::Ansi
+                }
                 Color::Auto => ColorChoice::Plain,
             };
             let mut text = diag::render_human(sources, &analysis.diagnostics, color);
@@ -75,10 +84,21 @@ pub(crate) fn run(args: &CheckArgs) -> anyhow::Result<u8> {
             text
         }
         Format::Json => diag::render_json(sources, &analysis.diagnostics) + "\n",
-        Format::Sarif => diag::render_sarif(sources, &analysis.diagnostics, env!("CARGO_PKG_VERSION")) + "\n",
+        Format::Sarif => {
+            diag::render_sarif(sources, &analysis.diagnostics, env!("CARGO_PKG_VERSION")) + "\n"
+        }
         Format::Github => diag::render_github(sources, &analysis.diagnostics),
     };
     print!("{rendered}");
-    let has_warnings = analysis.diagnostics.iter().any(|diagnostic| !diagnostic.is_error());
-    Ok(if analysis.has_errors() || (args.deny_warnings && has_warnings) { exit::PROBLEMS } else { exit::CLEAN })
+    let has_warnings = analysis
+        .diagnostics
+        .iter()
+        .any(|diagnostic| !diagnostic.is_error());
+    Ok(
+        if analysis.has_errors() || (args.deny_warnings && has_warnings) {
+            exit::PROBLEMS
+        } else {
+            exit::CLEAN
+        },
+    )
 }

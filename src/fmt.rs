@@ -19,7 +19,11 @@ pub(crate) struct FmtArgs {
 }
 
 pub(crate) fn run(args: &FmtArgs) -> anyhow::Result<u8> {
-    let paths = if args.paths.is_empty() { vec![PathBuf::from("policies")] } else { args.paths.clone() };
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("policies")]
+    } else {
+        args.paths.clone()
+    };
     let files = runtime::read_policy_paths(&paths).context("cannot load files to format")?;
     let mut code = exit::CLEAN;
     for (file, source) in files.sources.files() {
@@ -28,9 +32,18 @@ pub(crate) fn run(args: &FmtArgs) -> anyhow::Result<u8> {
         }
         let (parsed, diagnostics) = compiler::check::parse_file(&files.sources, file);
         if diagnostics.iter().any(|diagnostic| diagnostic.is_error()) {
-            let errors: Vec<_> = diagnostics.into_iter().filter(|diagnostic| diagnostic.is_error()).collect();
-            eprint!("{}", diag::render_human(&files.sources, &errors, ColorChoice::Plain));
-            eprintln!("{}: not formatted: fix the syntax errors first", source.name());
+            let errors: Vec<_> = diagnostics
+                .into_iter()
+                .filter(|diagnostic| diagnostic.is_error())
+                .collect();
+            eprint!(
+                "{}",
+                diag::render_human(&files.sources, &errors, ColorChoice::Plain)
+            );
+            eprintln!(
+                "{}: not formatted: fix the syntax errors first",
+                source.name()
+            );
             code = exit::PROBLEMS;
             continue;
         }
@@ -42,7 +55,8 @@ pub(crate) fn run(args: &FmtArgs) -> anyhow::Result<u8> {
             println!("{}", source.name());
             code = exit::PROBLEMS;
         } else {
-            std::fs::write(Path::new(source.name()), formatted).with_context(|| format!("cannot write {}", source.name()))?;
+            std::fs::write(Path::new(source.name()), formatted)
+                .with_context(|| format!("cannot write {}", source.name()))?;
             println!("formatted {}", source.name());
         }
     }
@@ -52,9 +66,12 @@ pub(crate) fn run(args: &FmtArgs) -> anyhow::Result<u8> {
 /// The clock, read here at the edge; `--now` pins it for reproducible runs.
 pub(crate) fn now(pinned: Option<&str>) -> anyhow::Result<i64> {
     match pinned {
-        Some(text) => compiler::time::parse_rfc3339(text).ok_or_else(|| anyhow!("`--now {text}` is not an RFC 3339 time")),
+        Some(text) => compiler::time::parse_rfc3339(text)
+            .ok_or_else(|| anyhow!("`--now {text}` is not an RFC 3339 time")),
         None => {
-            let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let elapsed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
             Ok(i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
         }
     }

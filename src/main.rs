@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "flowgate", version, about = "Policy engine for workflow orchestrators: who may do what to which DAG on which host")]
+#[command(
+    name = "flowgate",
+    version,
+    about = "Policy engine for workflow orchestrators: who may do what to which DAG on which host"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,7 +38,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return ExitCode::from(if error.use_stderr() { exit::USAGE_OR_IO } else { exit::CLEAN });
+            return ExitCode::from(if error.use_stderr() {
+                exit::USAGE_OR_IO
+            } else {
+                exit::CLEAN
+            });
         }
     };
     let result = match cli.command {

@@ -3,8 +3,8 @@
 //! at the end of their line.
 
 use crate::source::Span;
-use crate::syntax::ast::*;
 use crate::syntax::Comment;
+use crate::syntax::ast::*;
 
 const INDENT: &str = "  ";
 const MAX_WIDTH: usize = 120;
@@ -12,7 +12,13 @@ const MAX_WIDTH: usize = 120;
 /// Formats one parsed file. The caller must refuse files with syntax errors: the tree of
 /// such a file lacks the declarations that failed to parse.
 pub fn format_file(text: &str, file: &File, comments: &[Comment]) -> String {
-    let mut printer = Printer { text, comments, next_comment: 0, out: String::new(), last_end: None };
+    let mut printer = Printer {
+        text,
+        comments,
+        next_comment: 0,
+        out: String::new(),
+        last_end: None,
+    };
     for item in &file.items {
         let start = item_start(item);
         printer.flush_before(start, "");
@@ -32,7 +38,12 @@ pub fn format_file(text: &str, file: &File, comments: &[Comment]) -> String {
 
 fn item_start(item: &Item) -> u32 {
     match item {
-        Item::Rule(rule) => rule.annotations.first().map_or(rule.span.start, |annotation| annotation.span.start.min(rule.span.start)),
+        Item::Rule(rule) => rule
+            .annotations
+            .first()
+            .map_or(rule.span.start, |annotation| {
+                annotation.span.start.min(rule.span.start)
+            }),
         other => other.span().start,
     }
 }
@@ -62,7 +73,11 @@ impl Printer<'_> {
             if comment.span.start >= position {
                 break;
             }
-            if comment.trailing && self.out.ends_with('\n') && !self.out.is_empty() && self.line_holds_code_before(comment.span) {
+            if comment.trailing
+                && self.out.ends_with('\n')
+                && !self.out.is_empty()
+                && self.line_holds_code_before(comment.span)
+            {
                 // A trailing comment whose line we already closed: keep it on that line.
                 self.out.pop();
                 self.out.push(' ');
@@ -84,18 +99,30 @@ impl Printer<'_> {
     }
 
     fn line_holds_code_before(&self, span: Span) -> bool {
-        let line_start = self.text.get(..span.start as usize).and_then(|prefix| prefix.rfind('\n')).map_or(0, |index| index + 1);
-        self.text.get(line_start..span.start as usize).is_some_and(|prefix| !prefix.trim().is_empty())
+        let line_start = self
+            .text
+            .get(..span.start as usize)
+            .and_then(|prefix| prefix.rfind('\n'))
+            .map_or(0, |index| index + 1);
+        self.text
+            .get(line_start..span.start as usize)
+            .is_some_and(|prefix| !prefix.trim().is_empty())
     }
 
     /// Appends the trailing comment that sits on the same source line as `end`, if any.
     fn trailing(&mut self, end: u32) {
-        let Some(comment) = self.comments.get(self.next_comment) else { return };
+        let Some(comment) = self.comments.get(self.next_comment) else {
+            return;
+        };
         if !comment.trailing || comment.span.start < end {
             return;
         }
-        let between = self.text.get(end as usize..comment.span.start as usize).unwrap_or("\n");
-        if between.contains('\n') {
+        // Only whitespace may separate the comment from the code it trails.
+        let between = self
+            .text
+            .get(end as usize..comment.span.start as usize)
+            .unwrap_or("\n");
+        if between.contains('\n') || !between.trim().is_empty() {
             return;
         }
         self.out.push(' ');
@@ -104,7 +131,9 @@ impl Printer<'_> {
     }
 
     fn has_comment_within(&self, span: Span) -> bool {
-        self.comments.iter().any(|comment| comment.span.start > span.start && comment.span.start < span.end)
+        self.comments
+            .iter()
+            .any(|comment| comment.span.start > span.start && comment.span.start < span.end)
     }
 
     /// One line of output: its leading comments, the text, its trailing comment.
@@ -120,27 +149,55 @@ impl Printer<'_> {
         match item {
             Item::Enum(decl) => {
                 let header = format!("enum {}", decl.name.text);
-                let entries: Vec<(Span, String)> = decl.values.iter().map(|value| (value.span, value.text.clone())).collect();
+                let entries: Vec<(Span, String)> = decl
+                    .values
+                    .iter()
+                    .map(|value| (value.span, value.text.clone()))
+                    .collect();
                 self.braced(&header, decl.span, &entries, "");
             }
             Item::Entity(decl) => {
-                let entries: Vec<(Span, String)> =
-                    decl.fields.iter().map(|field| (field.span, format!("{}: {}", field.name.text, type_expr(&field.ty)))).collect();
+                let entries: Vec<(Span, String)> = decl
+                    .fields
+                    .iter()
+                    .map(|field| {
+                        (
+                            field.span,
+                            format!("{}: {}", field.name.text, type_expr(&field.ty)),
+                        )
+                    })
+                    .collect();
                 self.braced(&decl.kind.text, decl.span, &entries, "");
             }
             Item::Actions(decl) => {
-                let entries: Vec<(Span, String)> = decl.names.iter().map(|name| (name.span, name.text.clone())).collect();
+                let entries: Vec<(Span, String)> = decl
+                    .names
+                    .iter()
+                    .map(|name| (name.span, name.text.clone()))
+                    .collect();
                 self.braced("actions", decl.span, &entries, "");
             }
             Item::Alias(decl) => {
                 let header = format!("action {} =", decl.name.text);
-                let entries: Vec<(Span, String)> = decl.actions.iter().map(|name| (name.span, name.text.clone())).collect();
+                let entries: Vec<(Span, String)> = decl
+                    .actions
+                    .iter()
+                    .map(|name| (name.span, name.text.clone()))
+                    .collect();
                 self.braced(&header, decl.span, &entries, "");
             }
             Item::Inventory(entry) => {
                 let header = format!("{} {}", entry.kind.text, string(&entry.id.value));
-                let entries: Vec<(Span, String)> =
-                    entry.attrs.iter().map(|attr| (attr.span, format!("{}: {}", attr.name.text, expr(&attr.value)))).collect();
+                let entries: Vec<(Span, String)> = entry
+                    .attrs
+                    .iter()
+                    .map(|attr| {
+                        (
+                            attr.span,
+                            format!("{}: {}", attr.name.text, expr(&attr.value)),
+                        )
+                    })
+                    .collect();
                 self.braced(&header, entry.span, &entries, "");
             }
             Item::Rule(rule) => self.rule(rule),
@@ -150,8 +207,16 @@ impl Printer<'_> {
 
     /// `header { a, b }` on one line when it fits and holds no comment, else one entry a line.
     fn braced(&mut self, header: &str, span: Span, entries: &[(Span, String)], indent: &str) {
-        let joined = entries.iter().map(|(_, text)| text.as_str()).collect::<Vec<_>>().join(", ");
-        let one_line = if entries.is_empty() { format!("{header} {{}}") } else { format!("{header} {{ {joined} }}") };
+        let joined = entries
+            .iter()
+            .map(|(_, text)| text.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let one_line = if entries.is_empty() {
+            format!("{header} {{}}")
+        } else {
+            format!("{header} {{ {joined} }}")
+        };
         if !self.has_comment_within(span) && indent.len() + one_line.len() <= MAX_WIDTH {
             self.line(indent, span, &one_line);
             return;
@@ -170,7 +235,11 @@ impl Printer<'_> {
             self.trailing(entry_span.end);
             self.out.push('\n');
         }
-        let close = Span { file: span.file, start: span.end.saturating_sub(1), end: span.end };
+        let close = Span {
+            file: span.file,
+            start: span.end.saturating_sub(1),
+            end: span.end,
+        };
         self.flush_before(close.start, &inner);
         self.out.push_str(indent);
         self.out.push_str("}\n");
@@ -196,14 +265,21 @@ impl Printer<'_> {
         }
         let actions = match &rule.actions {
             ActionSpec::All(_) => String::from("*"),
-            ActionSpec::Named(names) => names.iter().map(|name| name.text.as_str()).collect::<Vec<_>>().join(", "),
+            ActionSpec::Named(names) => names
+                .iter()
+                .map(|name| name.text.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         };
         let mut lines: Vec<(Span, String)> = Vec::new();
         let header_end = match &rule.actions {
             ActionSpec::All(span) => *span,
             ActionSpec::Named(names) => names.last().map_or(rule.effect_span, |name| name.span),
         };
-        lines.push((rule.effect_span.to(header_end), format!("{} {actions}", rule.effect.keyword())));
+        lines.push((
+            rule.effect_span.to(header_end),
+            format!("{} {actions}", rule.effect.keyword()),
+        ));
         if let (Some(first), Some(last)) = (rule.principals.first(), rule.principals.last()) {
             let listed = rule
                 .principals
@@ -214,10 +290,20 @@ impl Printer<'_> {
             lines.push((first.span.to(last.span), format!("{INDENT}to {listed}")));
         }
         for constraint in [&rule.dag, &rule.host].into_iter().flatten() {
-            let mut text = format!("{INDENT}{} {}", constraint.keyword.text, constraint.kind.text);
+            let mut text = format!(
+                "{INDENT}{} {}",
+                constraint.keyword.text, constraint.kind.text
+            );
             if !constraint.patterns.is_empty() {
                 text.push(' ');
-                text.push_str(&constraint.patterns.iter().map(pattern).collect::<Vec<_>>().join(", "));
+                text.push_str(
+                    &constraint
+                        .patterns
+                        .iter()
+                        .map(pattern)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
             }
             if let Some(filter) = &constraint.filter {
                 text.push_str(" where ");
@@ -230,14 +316,21 @@ impl Printer<'_> {
                 ConditionKind::When => "when",
                 ConditionKind::Unless => "unless",
             };
-            lines.push((condition.span, format!("{INDENT}{keyword} {}", expr(&condition.expr))));
+            lines.push((
+                condition.span,
+                format!("{INDENT}{keyword} {}", expr(&condition.expr)),
+            ));
         }
         let count = lines.len();
         for (index, (span, mut text)) in lines.into_iter().enumerate() {
             if index + 1 == count {
                 text.push(';');
             }
-            let end = if index + 1 == count { rule.span.end } else { span.end };
+            let end = if index + 1 == count {
+                rule.span.end
+            } else {
+                span.end
+            };
             self.line("", Span { end, ..span }, &text);
         }
     }
@@ -269,11 +362,19 @@ fn expectation_text(expectation: &Expectation) -> String {
         string(&expectation.principal_id.value)
     );
     if !expectation.groups.is_empty() {
-        let groups = expectation.groups.iter().map(|group| string(&group.value)).collect::<Vec<_>>().join(", ");
+        let groups = expectation
+            .groups
+            .iter()
+            .map(|group| string(&group.value))
+            .collect::<Vec<_>>()
+            .join(", ");
         text.push_str(&format!(" in groups {{{groups}}}"));
     }
     if !expectation.principal_attrs.is_empty() {
-        text.push_str(&format!(" with {}", attr_block(&expectation.principal_attrs)));
+        text.push_str(&format!(
+            " with {}",
+            attr_block(&expectation.principal_attrs)
+        ));
     }
     if let Some(dag) = &expectation.dag {
         text.push_str(&format!(" on dag {}", string(&dag.value)));
@@ -289,7 +390,11 @@ fn expectation_text(expectation: &Expectation) -> String {
 }
 
 fn attr_block(attrs: &[AttrInit]) -> String {
-    let inner = attrs.iter().map(|attr| format!("{}: {}", attr.name.text, expr(&attr.value))).collect::<Vec<_>>().join(", ");
+    let inner = attrs
+        .iter()
+        .map(|attr| format!("{}: {}", attr.name.text, expr(&attr.value)))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!("{{ {inner} }}")
 }
 
@@ -304,7 +409,10 @@ fn type_expr(ty: &TypeExpr) -> String {
 fn pattern(pattern: &Pattern) -> String {
     match &pattern.kind {
         PatternKind::Text(text) => string(text),
-        PatternKind::Regex { source, case_insensitive } => format!("/{source}/{}", if *case_insensitive { "i" } else { "" }),
+        PatternKind::Regex {
+            source,
+            case_insensitive,
+        } => format!("/{source}/{}", if *case_insensitive { "i" } else { "" }),
     }
 }
 
@@ -334,10 +442,22 @@ pub fn expr(expr: &Expr) -> String {
         ExprKind::Str(text) => string(text),
         ExprKind::Ident(word) => word.clone(),
         ExprKind::Field { base, name } => format!("{}.{}", self::expr(base), name.text),
-        ExprKind::Set(elements) => format!("{{{}}}", elements.iter().map(self::expr).collect::<Vec<_>>().join(", ")),
+        ExprKind::Set(elements) => format!(
+            "{{{}}}",
+            elements
+                .iter()
+                .map(self::expr)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         ExprKind::Not(inner) => format!("!{}", self::expr(inner)),
-        ExprKind::Binary { op, left, right } => format!("{} {} {}", self::expr(left), op.symbol(), self::expr(right)),
-        ExprKind::Has { target: Some(target), attr } => format!("{} has {}", self::expr(target), attr.text),
+        ExprKind::Binary { op, left, right } => {
+            format!("{} {} {}", self::expr(left), op.symbol(), self::expr(right))
+        }
+        ExprKind::Has {
+            target: Some(target),
+            attr,
+        } => format!("{} has {}", self::expr(target), attr.text),
         ExprKind::Has { target: None, attr } => format!("has {}", attr.text),
         ExprKind::Paren(inner) => format!("({})", self::expr(inner)),
         ExprKind::Error => String::new(),

@@ -40,7 +40,12 @@ pub enum EntityKind {
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 4] = [EntityKind::Principal, EntityKind::Dag, EntityKind::Host, EntityKind::Context];
+    pub const ALL: [EntityKind; 4] = [
+        EntityKind::Principal,
+        EntityKind::Dag,
+        EntityKind::Host,
+        EntityKind::Context,
+    ];
 
     pub fn keyword(self) -> &'static str {
         match self {
@@ -52,7 +57,9 @@ impl EntityKind {
     }
 
     pub fn from_keyword(word: &str) -> Option<EntityKind> {
-        EntityKind::ALL.into_iter().find(|kind| kind.keyword() == word)
+        EntityKind::ALL
+            .into_iter()
+            .find(|kind| kind.keyword() == word)
     }
 }
 
@@ -79,7 +86,10 @@ pub const WEEKDAY_ENUM: EnumId = EnumId(1);
 
 impl Schema {
     pub fn attribute(&self, kind: EntityKind, name: &str) -> Option<&AttrDef> {
-        self.entities.get(&kind)?.iter().find(|attr| attr.name == name)
+        self.entities
+            .get(&kind)?
+            .iter()
+            .find(|attr| attr.name == name)
     }
 
     pub fn attributes(&self, kind: EntityKind) -> &[AttrDef] {
@@ -91,7 +101,10 @@ impl Schema {
     }
 
     pub fn action(&self, name: &str) -> Option<ActionId> {
-        self.actions.iter().position(|action| action == name).map(|index| ActionId(index as u32))
+        self.actions
+            .iter()
+            .position(|action| action == name)
+            .map(|index| ActionId(index as u32))
     }
 
     pub fn action_name(&self, id: ActionId) -> &str {
@@ -105,7 +118,9 @@ impl Schema {
             Type::String => String::from("String"),
             Type::Time => String::from("Time"),
             Type::Date => String::from("Date"),
-            Type::Enum(id) => self.enum_def(*id).map_or_else(|| String::from("?"), |def| def.name.clone()),
+            Type::Enum(id) => self
+                .enum_def(*id)
+                .map_or_else(|| String::from("?"), |def| def.name.clone()),
             Type::Set(element) => format!("Set<{}>", self.display_type(element)),
         }
     }
@@ -169,14 +184,26 @@ impl PrincipalKind {
 #[derive(Clone, Debug)]
 pub enum IdPattern {
     Exact(String),
-    Glob { source: String, regex: Regex },
-    Regex { source: String, regex: Regex },
+    /// `"etl_*"`, the most common glob, matched without an automaton.
+    Prefix {
+        source: String,
+        prefix: String,
+    },
+    Glob {
+        source: String,
+        regex: Regex,
+    },
+    Regex {
+        source: String,
+        regex: Regex,
+    },
 }
 
 impl IdPattern {
     pub fn matches(&self, id: &str) -> bool {
         match self {
             IdPattern::Exact(exact) => exact == id,
+            IdPattern::Prefix { prefix, .. } => id.starts_with(prefix.as_str()),
             IdPattern::Glob { regex, .. } | IdPattern::Regex { regex, .. } => regex.is_match(id),
         }
     }
@@ -191,7 +218,11 @@ impl PartialEq for IdPattern {
 impl fmt::Display for IdPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IdPattern::Exact(text) | IdPattern::Glob { source: text, .. } => write!(f, "{text:?}"),
+            IdPattern::Exact(text)
+            | IdPattern::Prefix { source: text, .. }
+            | IdPattern::Glob { source: text, .. } => {
+                write!(f, "{text:?}")
+            }
             IdPattern::Regex { source, .. } => write!(f, "/{source}/"),
         }
     }
@@ -269,9 +300,16 @@ pub enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
     Has(AttrPath),
-    Compare { op: CmpOp, left: Term, right: Term },
+    Compare {
+        op: CmpOp,
+        left: Term,
+        right: Term,
+    },
     /// `element in set`; the set is a `Set<T>` attribute or literal.
-    In { element: Term, set: Term },
+    In {
+        element: Term,
+        set: Term,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -11,4 +11,4 @@ pub mod suggest;
 pub mod syntax;
 pub mod time;
 
-pub use check::{analyze, Analysis, CheckOptions};
+pub use check::{Analysis, CheckOptions, analyze};

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{ActionId, AttrDef, EntityKind, EnumDef, EnumId, Schema, Type, PRINCIPAL_KIND_ENUM};
+use crate::ir::{
+    ActionId, AttrDef, EntityKind, EnumDef, EnumId, PRINCIPAL_KIND_ENUM, Schema, Type,
+};
 use crate::source::Span;
 use crate::suggest;
 use crate::syntax::ast::{self, Item, TypeExprKind};
@@ -21,8 +23,14 @@ const BUILTIN_TYPES: &[&str] = &["String", "Bool", "Int", "Time", "Date", "Set"]
 pub(crate) fn resolve(files: &[&ast::File], diagnostics: &mut Vec<Diagnostic>) -> Resolved {
     let mut schema = Schema {
         enums: vec![
-            EnumDef { name: String::from("PrincipalKind"), values: vec![String::from("user"), String::from("service")] },
-            EnumDef { name: String::from("Weekday"), values: WEEKDAYS.iter().map(|day| (*day).to_owned()).collect() },
+            EnumDef {
+                name: String::from("PrincipalKind"),
+                values: vec![String::from("user"), String::from("service")],
+            },
+            EnumDef {
+                name: String::from("Weekday"),
+                values: WEEKDAYS.iter().map(|day| (*day).to_owned()).collect(),
+            },
         ],
         ..Schema::default()
     };
@@ -36,11 +44,16 @@ pub(crate) fn resolve(files: &[&ast::File], diagnostics: &mut Vec<Diagnostic>) -
             diagnostics.push(duplicate(&decl.name, *first, "enum"));
             continue;
         }
-        if BUILTIN_TYPES.contains(&decl.name.text.as_str()) || schema.enums.iter().any(|def| def.name == decl.name.text) {
+        if BUILTIN_TYPES.contains(&decl.name.text.as_str())
+            || schema.enums.iter().any(|def| def.name == decl.name.text)
+        {
             diagnostics.push(Diagnostic::error(
                 Code::DuplicateDeclaration,
                 decl.name.span,
-                format!("`{}` is a built-in type and cannot be redeclared", decl.name.text),
+                format!(
+                    "`{}` is a built-in type and cannot be redeclared",
+                    decl.name.text
+                ),
             ));
             continue;
         }
@@ -55,7 +68,10 @@ pub(crate) fn resolve(files: &[&ast::File], diagnostics: &mut Vec<Diagnostic>) -
             values.push(value.text.clone());
         }
         enum_spans.insert(decl.name.text.clone(), decl.name.span);
-        schema.enums.push(EnumDef { name: decl.name.text.clone(), values });
+        schema.enums.push(EnumDef {
+            name: decl.name.text.clone(),
+            values,
+        });
     }
 
     let mut action_spans: BTreeMap<String, Span> = BTreeMap::new();
@@ -97,7 +113,10 @@ pub(crate) fn resolve(files: &[&ast::File], diagnostics: &mut Vec<Diagnostic>) -
     for item in &items {
         let Item::Entity(decl) = item else { continue };
         let Some(kind) = EntityKind::from_keyword(&decl.kind.text) else {
-            diagnostics.push(unknown_entity_kind(&decl.kind, &["principal", "dag", "host", "context"]));
+            diagnostics.push(unknown_entity_kind(
+                &decl.kind,
+                &["principal", "dag", "host", "context"],
+            ));
             continue;
         };
         if let Some(first) = entity_spans.get(&kind) {
@@ -112,9 +131,13 @@ pub(crate) fn resolve(files: &[&ast::File], diagnostics: &mut Vec<Diagnostic>) -
                 continue;
             }
             field_spans.insert(&field.name.text, field.name.span);
-            let Some((ty, optional)) = resolve_field_type(&schema, &field.ty, diagnostics) else { continue };
+            let Some((ty, optional)) = resolve_field_type(&schema, &field.ty, diagnostics) else {
+                continue;
+            };
             let accepted = !optional && builtin_accepts(&schema, kind, &field.name.text, &ty);
-            let Some(attrs) = schema.entities.get_mut(&kind) else { continue };
+            let Some(attrs) = schema.entities.get_mut(&kind) else {
+                continue;
+            };
             if let Some(builtin) = attrs.iter().find(|attr| attr.name == field.name.text) {
                 if !accepted {
                     let expected = describe_builtin(&builtin.ty);
@@ -122,14 +145,26 @@ pub(crate) fn resolve(files: &[&ast::File], diagnostics: &mut Vec<Diagnostic>) -
                         Diagnostic::error(
                             Code::TypeMismatch,
                             field.ty.span,
-                            format!("built-in attribute `{}.{}` has type `{expected}`", kind.keyword(), field.name.text),
+                            format!(
+                                "built-in attribute `{}.{}` has type `{expected}`",
+                                kind.keyword(),
+                                field.name.text
+                            ),
                         )
-                        .with_help(format!("declare it as `{}: {expected}` or leave it out", field.name.text)),
+                        .with_help(format!(
+                            "declare it as `{}: {expected}` or leave it out",
+                            field.name.text
+                        )),
                     );
                 }
                 continue;
             }
-            attrs.push(AttrDef { name: field.name.text.clone(), ty, optional, builtin: false });
+            attrs.push(AttrDef {
+                name: field.name.text.clone(),
+                ty,
+                optional,
+                builtin: false,
+            });
         }
     }
 
@@ -139,7 +174,12 @@ pub(crate) fn resolve(files: &[&ast::File], diagnostics: &mut Vec<Diagnostic>) -
 
 /// Built-ins every request or inventory entry carries.
 fn builtin_attributes(kind: EntityKind) -> Vec<AttrDef> {
-    let builtin = |name: &str, ty: Type| AttrDef { name: name.to_owned(), ty, optional: false, builtin: true };
+    let builtin = |name: &str, ty: Type| AttrDef {
+        name: name.to_owned(),
+        ty,
+        optional: false,
+        builtin: true,
+    };
     match kind {
         EntityKind::Principal => vec![
             builtin("id", Type::String),
@@ -155,16 +195,20 @@ fn builtin_attributes(kind: EntityKind) -> Vec<AttrDef> {
 /// `kind` may name a declared enum with exactly the values `user` and `service`; the
 /// built-in type stays in force either way.
 fn builtin_accepts(schema: &Schema, kind: EntityKind, name: &str, declared: &Type) -> bool {
-    let Some(builtin) = schema.attribute(kind, name) else { return true };
+    let Some(builtin) = schema.attribute(kind, name) else {
+        return true;
+    };
     if builtin.ty == *declared {
         return true;
     }
     match declared {
-        Type::Enum(id) if builtin.ty == Type::Enum(PRINCIPAL_KIND_ENUM) => schema.enum_def(*id).is_some_and(|def| {
-            let mut values: Vec<&str> = def.values.iter().map(String::as_str).collect();
-            values.sort_unstable();
-            values == ["service", "user"]
-        }),
+        Type::Enum(id) if builtin.ty == Type::Enum(PRINCIPAL_KIND_ENUM) => {
+            schema.enum_def(*id).is_some_and(|def| {
+                let mut values: Vec<&str> = def.values.iter().map(String::as_str).collect();
+                values.sort_unstable();
+                values == ["service", "user"]
+            })
+        }
         _ => false,
     }
 }
@@ -178,11 +222,19 @@ fn describe_builtin(ty: &Type) -> &'static str {
     }
 }
 
-fn resolve_field_type(schema: &Schema, ty: &ast::TypeExpr, diagnostics: &mut Vec<Diagnostic>) -> Option<(Type, bool)> {
+fn resolve_field_type(
+    schema: &Schema,
+    ty: &ast::TypeExpr,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<(Type, bool)> {
     match &ty.kind {
         TypeExprKind::Optional(inner) => {
             if matches!(inner.kind, TypeExprKind::Optional(_)) {
-                diagnostics.push(Diagnostic::error(Code::UnknownType, ty.span, "a type can be optional only once"));
+                diagnostics.push(Diagnostic::error(
+                    Code::UnknownType,
+                    ty.span,
+                    "a type can be optional only once",
+                ));
                 return None;
             }
             resolve_type(schema, inner, diagnostics).map(|ty| (ty, true))
@@ -191,7 +243,11 @@ fn resolve_field_type(schema: &Schema, ty: &ast::TypeExpr, diagnostics: &mut Vec
     }
 }
 
-fn resolve_type(schema: &Schema, ty: &ast::TypeExpr, diagnostics: &mut Vec<Diagnostic>) -> Option<Type> {
+fn resolve_type(
+    schema: &Schema,
+    ty: &ast::TypeExpr,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Type> {
     match &ty.kind {
         TypeExprKind::Named(name) => match name.text.as_str() {
             "String" => Some(Type::String),
@@ -205,8 +261,12 @@ fn resolve_type(schema: &Schema, ty: &ast::TypeExpr, diagnostics: &mut Vec<Diagn
                 }
                 let mut candidates: Vec<&str> = BUILTIN_TYPES.to_vec();
                 candidates.extend(schema.enums.iter().map(|def| def.name.as_str()));
-                let mut diagnostic = Diagnostic::error(Code::UnknownType, name.span, format!("unknown type `{other}`"))
-                    .with_label("not a built-in type or a declared enum");
+                let mut diagnostic = Diagnostic::error(
+                    Code::UnknownType,
+                    name.span,
+                    format!("unknown type `{other}`"),
+                )
+                .with_label("not a built-in type or a declared enum");
                 if let Some(suggestion) = suggest::closest(other, candidates) {
                     diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
                 } else {
@@ -217,16 +277,27 @@ fn resolve_type(schema: &Schema, ty: &ast::TypeExpr, diagnostics: &mut Vec<Diagn
             }
         },
         TypeExprKind::Set(element) => {
-            if matches!(element.kind, TypeExprKind::Optional(_) | TypeExprKind::Set(_)) {
-                diagnostics.push(Diagnostic::error(Code::UnknownType, element.span, "set elements are plain values: not optional, not sets"));
+            if matches!(
+                element.kind,
+                TypeExprKind::Optional(_) | TypeExprKind::Set(_)
+            ) {
+                diagnostics.push(Diagnostic::error(
+                    Code::UnknownType,
+                    element.span,
+                    "set elements are plain values: not optional, not sets",
+                ));
                 return None;
             }
             resolve_type(schema, element, diagnostics).map(|ty| Type::Set(Box::new(ty)))
         }
         TypeExprKind::Optional(_) => {
             diagnostics.push(
-                Diagnostic::error(Code::UnknownType, ty.span, "only an attribute's own type can be optional")
-                    .with_help("write `name: T?`"),
+                Diagnostic::error(
+                    Code::UnknownType,
+                    ty.span,
+                    "only an attribute's own type can be optional",
+                )
+                .with_help("write `name: T?`"),
             );
             None
         }
@@ -234,27 +305,44 @@ fn resolve_type(schema: &Schema, ty: &ast::TypeExpr, diagnostics: &mut Vec<Diagn
 }
 
 fn duplicate(name: &ast::Name, first: Span, what: &str) -> Diagnostic {
-    Diagnostic::error(Code::DuplicateDeclaration, name.span, format!("{what} `{}` is declared twice", name.text))
-        .with_label("declared again here")
-        .with_secondary(first, "first declared here")
+    Diagnostic::error(
+        Code::DuplicateDeclaration,
+        name.span,
+        format!("{what} `{}` is declared twice", name.text),
+    )
+    .with_label("declared again here")
+    .with_secondary(first, "first declared here")
 }
 
 pub(crate) fn unknown_action(schema: &Schema, name: &ast::Name) -> Diagnostic {
-    let candidates = schema.actions.iter().map(String::as_str).chain(schema.aliases.keys().map(String::as_str));
-    let mut diagnostic = Diagnostic::error(Code::UnknownAction, name.span, format!("unknown action `{}`", name.text))
-        .with_label("not declared in `actions` or as an alias");
+    let candidates = schema
+        .actions
+        .iter()
+        .map(String::as_str)
+        .chain(schema.aliases.keys().map(String::as_str));
+    let mut diagnostic = Diagnostic::error(
+        Code::UnknownAction,
+        name.span,
+        format!("unknown action `{}`", name.text),
+    )
+    .with_label("not declared in `actions` or as an alias");
     if let Some(suggestion) = suggest::closest(&name.text, candidates) {
         diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
     } else if !schema.actions.is_empty() {
-        diagnostic = diagnostic.with_help(format!("declared actions: {}", schema.actions.join(", ")));
+        diagnostic =
+            diagnostic.with_help(format!("declared actions: {}", schema.actions.join(", ")));
     }
     diagnostic
 }
 
 pub(crate) fn unknown_entity_kind(name: &ast::Name, expected: &[&str]) -> Diagnostic {
     let listed = suggest::one_of(expected.iter().copied());
-    let mut diagnostic = Diagnostic::error(Code::UnknownEntityKind, name.span, format!("unknown entity kind `{}`", name.text))
-        .with_label(format!("expected {listed}"));
+    let mut diagnostic = Diagnostic::error(
+        Code::UnknownEntityKind,
+        name.span,
+        format!("unknown entity kind `{}`", name.text),
+    )
+    .with_label(format!("expected {listed}"));
     if let Some(suggestion) = suggest::closest(&name.text, expected.iter().copied()) {
         diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
     }

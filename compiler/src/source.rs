@@ -16,12 +16,20 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: FileId, start: usize, end: usize) -> Span {
-        Span { file, start: clamp_u32(start), end: clamp_u32(end.max(start)) }
+        Span {
+            file,
+            start: clamp_u32(start),
+            end: clamp_u32(end.max(start)),
+        }
     }
 
     /// The smallest span covering both; both must be in the same file.
     pub fn to(self, other: Span) -> Span {
-        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     pub fn range(self) -> std::ops::Range<usize> {
@@ -63,8 +71,14 @@ impl SourceFile {
             Err(index) => index.saturating_sub(1),
         };
         let line_start = self.line_starts.get(line_index).copied().unwrap_or(0);
-        let column = self.text.get(line_start..offset).map_or(0, |prefix| prefix.chars().count());
-        LineCol { line: line_index + 1, column: column + 1 }
+        let column = self
+            .text
+            .get(line_start..offset)
+            .map_or(0, |prefix| prefix.chars().count());
+        LineCol {
+            line: line_index + 1,
+            column: column + 1,
+        }
     }
 
     /// Byte offset of the first byte that is not UTF-8, when the file was not text.
@@ -113,7 +127,12 @@ impl SourceSet {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(index, _)| index + 1));
         let id = FileId(clamp_u32(self.files.len()));
-        self.files.push(SourceFile { name: name.into(), text, line_starts, invalid_utf8_at: None });
+        self.files.push(SourceFile {
+            name: name.into(),
+            text,
+            line_starts,
+            invalid_utf8_at: None,
+        });
         id
     }
 
@@ -124,7 +143,8 @@ impl SourceSet {
             Ok(text) => self.add(name, text),
             Err(error) => {
                 let valid = error.valid_up_to();
-                let prefix = String::from_utf8_lossy(bytes.get(..valid).unwrap_or_default()).into_owned();
+                let prefix =
+                    String::from_utf8_lossy(bytes.get(..valid).unwrap_or_default()).into_owned();
                 let file = self.add(name, prefix);
                 if let Some(added) = self.files.last_mut() {
                     added.invalid_utf8_at = Some(valid);
@@ -139,7 +159,10 @@ impl SourceSet {
     }
 
     pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
-        self.files.iter().enumerate().map(|(index, file)| (FileId(clamp_u32(index)), file))
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(index, file)| (FileId(clamp_u32(index)), file))
     }
 
     pub fn len(&self) -> usize {
@@ -159,7 +182,9 @@ impl SourceSet {
     }
 
     pub fn snippet(&self, span: Span) -> &str {
-        self.file(span.file).and_then(|file| file.text().get(span.range())).unwrap_or("")
+        self.file(span.file)
+            .and_then(|file| file.text().get(span.range()))
+            .unwrap_or("")
     }
 }
 

@@ -7,7 +7,12 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     candidates
         .into_iter()
         .filter(|candidate| *candidate != word)
-        .map(|candidate| (distance(&word.to_lowercase(), &candidate.to_lowercase()), candidate))
+        .map(|candidate| {
+            (
+                distance(&word.to_lowercase(), &candidate.to_lowercase()),
+                candidate,
+            )
+        })
         .filter(|(distance, _)| *distance <= limit)
         .min_by(|left, right| left.0.cmp(&right.0).then_with(|| left.1.cmp(right.1)))
         .map(|(_, candidate)| candidate)
@@ -33,7 +38,8 @@ pub fn distance(left: &str, right: &str) -> usize {
             *first = row + 1;
         }
         for (column, right_char) in right.iter().enumerate() {
-            let substitution = previous.get(column).copied().unwrap_or(0) + usize::from(left_char != *right_char);
+            let substitution =
+                previous.get(column).copied().unwrap_or(0) + usize::from(left_char != *right_char);
             let deletion = previous.get(column + 1).copied().unwrap_or(0) + 1;
             let insertion = current.get(column).copied().unwrap_or(0) + 1;
             if let Some(cell) = current.get_mut(column + 1) {
@@ -52,7 +58,10 @@ mod tests {
     #[test]
     fn finds_near_misses_only() {
         assert_eq!(distance("kitten", "sitting"), 3);
-        assert_eq!(closest("enviroment", ["env", "environment", "owner"]), Some("environment"));
+        assert_eq!(
+            closest("enviroment", ["env", "environment", "owner"]),
+            Some("environment")
+        );
         assert_eq!(closest("prdo", ["dev", "staging", "prod"]), Some("prod"));
         assert_eq!(closest("xyz", ["dev", "staging", "prod"]), None);
     }

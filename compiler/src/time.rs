@@ -26,7 +26,11 @@ pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
         (clock, sign * (hours * 3600 + minutes * 60))
     };
     let clock = match clock.split_once('.') {
-        Some((whole, fraction)) if !fraction.is_empty() && fraction.bytes().all(|b| b.is_ascii_digit()) => whole,
+        Some((whole, fraction))
+            if !fraction.is_empty() && fraction.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            whole
+        }
         Some(_) => return None,
         None => clock,
     };
@@ -50,14 +54,22 @@ pub fn parse_date(text: &str) -> Option<Days> {
     let year: i64 = year_text.parse().ok()?;
     let month = two_digits(parts.next()?)?;
     let day = two_digits(parts.next()?)?;
-    if parts.next().is_some() || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+    if parts.next().is_some()
+        || !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+    {
         return None;
     }
     Some(days_from_civil(year, month, day))
 }
 
 fn two_digits(text: &str) -> Option<i64> {
-    if text.len() == 2 && text.bytes().all(|b| b.is_ascii_digit()) { text.parse().ok() } else { None }
+    if text.len() == 2 && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse().ok()
+    } else {
+        None
+    }
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -84,11 +96,16 @@ fn civil_from_days(days: Days) -> (i64, i64, i64) {
     let shifted = days + 719_468;
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -135,11 +152,17 @@ mod tests {
     #[test]
     fn round_trips_and_accessors() {
         let time = parse_rfc3339("2027-01-31T06:30:00Z");
-        assert_eq!(time.map(format_rfc3339).as_deref(), Some("2027-01-31T06:30:00Z"));
+        assert_eq!(
+            time.map(format_rfc3339).as_deref(),
+            Some("2027-01-31T06:30:00Z")
+        );
         let time = time.unwrap_or_default();
         assert_eq!((hour(time), minute(time)), (6, 30));
         assert_eq!(WEEKDAYS.get(weekday(time) as usize), Some(&"sun"));
-        assert_eq!(parse_rfc3339("2027-01-31T07:30:00+01:00"), parse_rfc3339("2027-01-31T06:30:00Z"));
+        assert_eq!(
+            parse_rfc3339("2027-01-31T07:30:00+01:00"),
+            parse_rfc3339("2027-01-31T06:30:00Z")
+        );
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
     }
 

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use compiler::diag::{render_human, ColorChoice, Code};
+use compiler::diag::{Code, ColorChoice, render_human};
 use compiler::source::SourceSet;
-use compiler::{analyze, CheckOptions};
+use compiler::{CheckOptions, analyze};
 
 const NOW: &str = "2026-11-22T12:00:00Z";
 const PRELUDE: &str = include_str!("data/prelude.gate");
@@ -19,7 +19,11 @@ fn options() -> CheckOptions {
 /// prelude unless the fixture starts with `// no-prelude`.
 fn sources_for(path: &Path) -> SourceSet {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("fixture.gate").to_owned();
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("fixture.gate")
+        .to_owned();
     let mut sources = SourceSet::new();
     if !text.starts_with("// no-prelude") {
         sources.add("prelude.gate", PRELUDE);
@@ -49,7 +53,11 @@ fn render(path: &Path) -> (String, bool, bool) {
     let sources = sources_for(path);
     let analysis = analyze(&sources, &options());
     let rendered = render_human(&sources, &analysis.diagnostics, ColorChoice::Plain);
-    (rendered, analysis.has_errors(), analysis.diagnostics.is_empty())
+    (
+        rendered,
+        analysis.has_errors(),
+        analysis.diagnostics.is_empty(),
+    )
 }
 
 #[test]
@@ -75,7 +83,10 @@ fn parse_err_fixtures_report_each_error() {
     insta::glob!("data/parse/err/*.gate", |path| {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let mut sources = SourceSet::new();
-        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("fixture.gate");
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("fixture.gate");
         let file = sources.add(name, text);
         let (_, diagnostics) = compiler::check::parse_file(&sources, file);
         assert!(!diagnostics.is_empty(), "{} parses cleanly", path.display());
@@ -89,7 +100,11 @@ fn every_code_has_a_fixture_that_shows_it() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let mut rendered = String::new();
     for folder in ["check/err", "check/ok", "parse/err"] {
-        for entry in std::fs::read_dir(root.join(folder)).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(root.join(folder))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let path = entry.path();
             rendered.push_str(&if folder == "parse/err" {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -103,7 +118,11 @@ fn every_code_has_a_fixture_that_shows_it() {
         }
     }
     rendered.push_str(&invalid_utf8_rendering());
-    let missing: Vec<&str> = Code::ALL.iter().map(|code| code.as_str()).filter(|code| !rendered.contains(&format!("[{code}]"))).collect();
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .map(|code| code.as_str())
+        .filter(|code| !rendered.contains(&format!("[{code}]")))
+        .collect();
     assert!(missing.is_empty(), "codes with no fixture: {missing:?}");
 }
 

@@ -3,4 +3,4 @@
 
 mod policy_dir;
 
-pub use policy_dir::{read_policy_dir, read_policy_paths, LoadError, PolicyFiles};
+pub use policy_dir::{LoadError, PolicyFiles, read_policy_dir, read_policy_paths};

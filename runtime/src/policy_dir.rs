@@ -11,7 +11,10 @@ pub enum LoadError {
     #[error("{path}: no such file or directory")]
     NotFound { path: PathBuf },
     #[error("{path}: cannot read: {source}")]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: no `.gate` files found")]
     NoPolicyFiles { path: PathBuf },
 }
@@ -34,7 +37,10 @@ pub fn read_policy_paths(roots: &[PathBuf]) -> Result<PolicyFiles, LoadError> {
     for root in roots {
         let metadata = fs::metadata(root).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => LoadError::NotFound { path: root.clone() },
-            _ => LoadError::Unreadable { path: root.clone(), source },
+            _ => LoadError::Unreadable {
+                path: root.clone(),
+                source,
+            },
         })?;
         if metadata.is_dir() {
             collect(root, &mut paths)?;
@@ -50,7 +56,10 @@ pub fn read_policy_paths(roots: &[PathBuf]) -> Result<PolicyFiles, LoadError> {
     }
     let mut sources = SourceSet::new();
     for path in &paths {
-        let bytes = fs::read(path).map_err(|source| LoadError::Unreadable { path: path.clone(), source })?;
+        let bytes = fs::read(path).map_err(|source| LoadError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
         sources.add_bytes(path.display().to_string(), &bytes);
     }
     Ok(PolicyFiles { sources, paths })
@@ -61,15 +70,27 @@ fn has_extension(path: &Path, extension: &str) -> bool {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let entries = fs::read_dir(dir).map_err(|source| LoadError::Unreadable { path: dir.to_path_buf(), source })?;
+    let entries = fs::read_dir(dir).map_err(|source| LoadError::Unreadable {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|source| LoadError::Unreadable { path: dir.to_path_buf(), source })?;
+        let entry = entry.map_err(|source| LoadError::Unreadable {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = entry.path();
-        let hidden = path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.starts_with('.'));
+        let hidden = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with('.'));
         if hidden {
             continue;
         }
-        let file_type = entry.file_type().map_err(|source| LoadError::Unreadable { path: path.clone(), source })?;
+        let file_type = entry.file_type().map_err(|source| LoadError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
         if file_type.is_dir() {
             collect(&path, out)?;
         } else if has_extension(&path, "gate") || has_extension(&path, "json") {

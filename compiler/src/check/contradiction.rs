@@ -8,7 +8,12 @@ use crate::ir::{self, CmpOp, Cond, Schema, Term, Value};
 use crate::source::Span;
 use crate::syntax::ast;
 
-pub(crate) fn warn_if_never_matches(schema: &Schema, rule: &ast::Rule, checked: &ir::Rule, diagnostics: &mut Vec<Diagnostic>) {
+pub(crate) fn warn_if_never_matches(
+    schema: &Schema,
+    rule: &ast::Rule,
+    checked: &ir::Rule,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let mut groups: Vec<(Span, Vec<&Cond>)> = Vec::new();
     if let (Some(ast_dag), Some(dag)) = (&rule.dag, &checked.dag) {
         if let (Some(expr), Some(filter)) = (&ast_dag.filter, &dag.filter) {
@@ -21,7 +26,10 @@ pub(crate) fn warn_if_never_matches(schema: &Schema, rule: &ast::Rule, checked: 
         }
     }
     if let (Some(first), Some(last)) = (rule.conditions.first(), rule.conditions.last()) {
-        groups.push((first.span.to(last.span), checked.conditions.iter().collect()));
+        groups.push((
+            first.span.to(last.span),
+            checked.conditions.iter().collect(),
+        ));
     }
     for (span, conds) in groups {
         let mut conjuncts = Vec::new();
@@ -32,7 +40,9 @@ pub(crate) fn warn_if_never_matches(schema: &Schema, rule: &ast::Rule, checked: 
             let subject = describe(schema, &subject);
             diagnostics.push(
                 Diagnostic::warning(Code::RuleNeverMatches, span, "this rule can never match")
-                    .with_label(format!("no value of {subject} passes every test joined by `&&`"))
+                    .with_label(format!(
+                        "no value of {subject} passes every test joined by `&&`"
+                    ))
                     .with_secondary(rule.effect_span, "this rule")
                     .with_help("check for a typo, or join the alternatives with `||` or `in {…}`"),
             );
@@ -66,19 +76,28 @@ fn unsatisfiable(conjuncts: &[&Cond]) -> Option<Term> {
         match inner {
             Cond::Compare { op, left, right } => {
                 let (subject, value, op) = match (left, right) {
-                    (Term::Literal(value), subject) if !matches!(subject, Term::Literal(_)) => (subject, value, flip(*op)),
-                    (subject, Term::Literal(value)) if !matches!(subject, Term::Literal(_)) => (subject, value, *op),
+                    (Term::Literal(value), subject) if !matches!(subject, Term::Literal(_)) => {
+                        (subject, value, flip(*op))
+                    }
+                    (subject, Term::Literal(value)) if !matches!(subject, Term::Literal(_)) => {
+                        (subject, value, *op)
+                    }
                     _ => continue,
                 };
                 let op = if negated { negate(op) } else { op };
-                let entry = &mut bounds.entry(format!("{subject:?}")).or_insert_with(|| (subject.clone(), Bounds::default())).1;
+                let entry = &mut bounds
+                    .entry(format!("{subject:?}"))
+                    .or_insert_with(|| (subject.clone(), Bounds::default()))
+                    .1;
                 match op {
                     CmpOp::Eq => restrict(entry, BTreeSet::from([value.clone()])),
                     CmpOp::NotEq => {
                         entry.excluded.insert(value.clone());
                     }
                     ordering => {
-                        let Some(number) = ordinal(value) else { continue };
+                        let Some(number) = ordinal(value) else {
+                            continue;
+                        };
                         match ordering {
                             CmpOp::Less => tighten_high(entry, number, false),
                             CmpOp::LessEq => tighten_high(entry, number, true),
@@ -89,8 +108,14 @@ fn unsatisfiable(conjuncts: &[&Cond]) -> Option<Term> {
                     }
                 }
             }
-            Cond::In { element, set: Term::Literal(Value::Set(values)) } if !matches!(element, Term::Literal(_)) => {
-                let entry = &mut bounds.entry(format!("{element:?}")).or_insert_with(|| (element.clone(), Bounds::default())).1;
+            Cond::In {
+                element,
+                set: Term::Literal(Value::Set(values)),
+            } if !matches!(element, Term::Literal(_)) => {
+                let entry = &mut bounds
+                    .entry(format!("{element:?}"))
+                    .or_insert_with(|| (element.clone(), Bounds::default()))
+                    .1;
                 if negated {
                     entry.excluded.extend(values.iter().cloned());
                 } else {
@@ -98,13 +123,19 @@ fn unsatisfiable(conjuncts: &[&Cond]) -> Option<Term> {
                 }
             }
             Cond::Bool(subject @ (Term::Attr(_) | Term::TimePart(..))) => {
-                let entry = &mut bounds.entry(format!("{subject:?}")).or_insert_with(|| (subject.clone(), Bounds::default())).1;
+                let entry = &mut bounds
+                    .entry(format!("{subject:?}"))
+                    .or_insert_with(|| (subject.clone(), Bounds::default()))
+                    .1;
                 restrict(entry, BTreeSet::from([Value::Bool(!negated)]));
             }
             _ => {}
         }
     }
-    bounds.into_values().find(|(_, bound)| is_empty(bound)).map(|(subject, _)| subject)
+    bounds
+        .into_values()
+        .find(|(_, bound)| is_empty(bound))
+        .map(|(subject, _)| subject)
 }
 
 fn restrict(bound: &mut Bounds, values: BTreeSet<Value>) {
@@ -115,13 +146,29 @@ fn restrict(bound: &mut Bounds, values: BTreeSet<Value>) {
 }
 
 fn tighten_low(bound: &mut Bounds, number: i64, inclusive: bool) {
-    let candidate = if inclusive { number } else { number.saturating_add(1) };
-    bound.low = Some((bound.low.map_or(candidate, |(low, _)| low.max(candidate)), true));
+    let candidate = if inclusive {
+        number
+    } else {
+        number.saturating_add(1)
+    };
+    bound.low = Some((
+        bound.low.map_or(candidate, |(low, _)| low.max(candidate)),
+        true,
+    ));
 }
 
 fn tighten_high(bound: &mut Bounds, number: i64, inclusive: bool) {
-    let candidate = if inclusive { number } else { number.saturating_sub(1) };
-    bound.high = Some((bound.high.map_or(candidate, |(high, _)| high.min(candidate)), true));
+    let candidate = if inclusive {
+        number
+    } else {
+        number.saturating_sub(1)
+    };
+    bound.high = Some((
+        bound
+            .high
+            .map_or(candidate, |(high, _)| high.min(candidate)),
+        true,
+    ));
 }
 
 fn is_empty(bound: &Bounds) -> bool {
@@ -132,10 +179,14 @@ fn is_empty(bound: &Bounds) -> bool {
             return true;
         }
     }
-    let Some(allowed) = &bound.allowed else { return false };
+    let Some(allowed) = &bound.allowed else {
+        return false;
+    };
     !allowed.iter().any(|value| {
         !bound.excluded.contains(value)
-            && ordinal(value).is_none_or(|number| low.is_none_or(|low| number >= low) && high.is_none_or(|high| number <= high))
+            && ordinal(value).is_none_or(|number| {
+                low.is_none_or(|low| number >= low) && high.is_none_or(|high| number <= high)
+            })
     })
 }
 

@@ -5,7 +5,9 @@
 use std::collections::{BTreeSet, HashSet};
 
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{AttrPath, CmpOp, Cond, EntityKind, Schema, Term, TimePart, Type, Value, WEEKDAY_ENUM};
+use crate::ir::{
+    AttrPath, CmpOp, Cond, EntityKind, Schema, Term, TimePart, Type, Value, WEEKDAY_ENUM,
+};
 use crate::source::Span;
 use crate::suggest;
 use crate::syntax::ast::{BinaryOp, Expr, ExprKind};
@@ -36,28 +38,41 @@ impl ExprChecker<'_> {
     }
 
     fn error(&mut self, code: Code, span: Span, message: String) -> &mut Diagnostic {
-        self.diagnostics.push_mut(Diagnostic::error(code, span, message))
+        self.diagnostics
+            .push_mut(Diagnostic::error(code, span, message))
     }
 
     fn cond(&mut self, expr: &Expr, facts: &Facts) -> Option<Cond> {
         match &expr.kind {
             ExprKind::Paren(inner) => self.cond(inner, facts),
             ExprKind::Not(inner) => Some(Cond::Not(Box::new(self.cond(inner, facts)?))),
-            ExprKind::Binary { op: BinaryOp::And, left, right } => {
+            ExprKind::Binary {
+                op: BinaryOp::And,
+                left,
+                right,
+            } => {
                 let left_cond = self.cond(left, facts);
                 let mut right_facts = facts.clone();
                 right_facts.extend(self.facts_when(left, true));
                 let right_cond = self.cond(right, &right_facts);
                 Some(flatten(Cond::And(vec![left_cond?, right_cond?])))
             }
-            ExprKind::Binary { op: BinaryOp::Or, left, right } => {
+            ExprKind::Binary {
+                op: BinaryOp::Or,
+                left,
+                right,
+            } => {
                 let left_cond = self.cond(left, facts);
                 let mut right_facts = facts.clone();
                 right_facts.extend(self.facts_when(left, false));
                 let right_cond = self.cond(right, &right_facts);
                 Some(flatten(Cond::Or(vec![left_cond?, right_cond?])))
             }
-            ExprKind::Binary { op: BinaryOp::In, left, right } => self.membership(left, right, facts),
+            ExprKind::Binary {
+                op: BinaryOp::In,
+                left,
+                right,
+            } => self.membership(left, right, facts),
             ExprKind::Binary { op, left, right } => self.comparison(*op, left, right, facts),
             ExprKind::Has { target, attr } => {
                 let path = self.has_path(target.as_deref(), attr, expr.span, true)?;
@@ -68,8 +83,14 @@ impl ExprChecker<'_> {
                 let (term, ty) = self.term(expr, Some(&Type::Bool), facts)?;
                 if ty != Type::Bool {
                     let shown = self.schema.display_type(&ty);
-                    self.error(Code::TypeMismatch, expr.span, format!("expected a condition, found a value of type `{shown}`"))
-                        .help = Some(String::from("compare it with `==`, `in` or another operator"));
+                    self.error(
+                        Code::TypeMismatch,
+                        expr.span,
+                        format!("expected a condition, found a value of type `{shown}`"),
+                    )
+                    .help = Some(String::from(
+                        "compare it with `==`, `in` or another operator",
+                    ));
                     return None;
                 }
                 Some(Cond::Bool(term))
@@ -88,11 +109,19 @@ impl ExprChecker<'_> {
                     facts.insert(path);
                 }
             }
-            ExprKind::Binary { op: BinaryOp::And, left, right } if outcome => {
+            ExprKind::Binary {
+                op: BinaryOp::And,
+                left,
+                right,
+            } if outcome => {
                 facts = self.facts_when(left, true);
                 facts.extend(self.facts_when(right, true));
             }
-            ExprKind::Binary { op: BinaryOp::Or, left, right } if !outcome => {
+            ExprKind::Binary {
+                op: BinaryOp::Or,
+                left,
+                right,
+            } if !outcome => {
                 facts = self.facts_when(left, false);
                 facts.extend(self.facts_when(right, false));
             }
@@ -101,7 +130,13 @@ impl ExprChecker<'_> {
         facts
     }
 
-    fn has_path(&mut self, target: Option<&Expr>, attr: &crate::syntax::ast::Name, span: Span, report: bool) -> Option<AttrPath> {
+    fn has_path(
+        &mut self,
+        target: Option<&Expr>,
+        attr: &crate::syntax::ast::Name,
+        span: Span,
+        report: bool,
+    ) -> Option<AttrPath> {
         let entity = match (target.map(|target| &target.kind), self.scope) {
             (None, Scope::Where(kind)) => kind,
             (Some(ExprKind::Ident(word)), _) if EntityKind::from_keyword(word).is_some() => {
@@ -109,8 +144,14 @@ impl ExprChecker<'_> {
             }
             _ => {
                 if report {
-                    self.error(Code::SyntaxError, span, String::from("`has` tests an attribute of `principal`, `dag`, `host` or `context`"))
-                        .help = Some(String::from("write, for example, `context has ticket`"));
+                    self.error(
+                        Code::SyntaxError,
+                        span,
+                        String::from(
+                            "`has` tests an attribute of `principal`, `dag`, `host` or `context`",
+                        ),
+                    )
+                    .help = Some(String::from("write, for example, `context has ticket`"));
                 }
                 return None;
             }
@@ -121,14 +162,25 @@ impl ExprChecker<'_> {
             }
             return None;
         }
-        Some(AttrPath { entity, attr: attr.text.clone() })
+        Some(AttrPath {
+            entity,
+            attr: attr.text.clone(),
+        })
     }
 
     fn unknown_attribute(&mut self, entity: EntityKind, name: &str, span: Span) {
         let attributes = self.schema.attributes(entity);
         let suggestion = suggest::closest(name, attributes.iter().map(|attr| attr.name.as_str()));
-        let listed = attributes.iter().map(|attr| format!("`{}`", attr.name)).collect::<Vec<_>>().join(", ");
-        let diagnostic = self.error(Code::UnknownAttribute, span, format!("`{}` has no attribute `{name}`", entity.keyword()));
+        let listed = attributes
+            .iter()
+            .map(|attr| format!("`{}`", attr.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let diagnostic = self.error(
+            Code::UnknownAttribute,
+            span,
+            format!("`{}` has no attribute `{name}`", entity.keyword()),
+        );
         diagnostic.help = Some(match suggestion {
             Some(suggestion) => format!("did you mean `{suggestion}`?"),
             None => format!("`{}` has {listed}", entity.keyword()),
@@ -153,7 +205,13 @@ impl ExprChecker<'_> {
         }
     }
 
-    fn comparison(&mut self, op: BinaryOp, left: &Expr, right: &Expr, facts: &Facts) -> Option<Cond> {
+    fn comparison(
+        &mut self,
+        op: BinaryOp,
+        left: &Expr,
+        right: &Expr,
+        facts: &Facts,
+    ) -> Option<Cond> {
         let swap = self.is_flexible(left) && !self.is_flexible(right);
         let (first, second) = if swap { (right, left) } else { (left, right) };
         let (first_term, first_ty) = self.term(first, None, facts)?;
@@ -171,17 +229,30 @@ impl ExprChecker<'_> {
             BinaryOp::GreaterEq => CmpOp::GreaterEq,
             BinaryOp::And | BinaryOp::Or | BinaryOp::In => return None,
         };
-        if !matches!(cmp, CmpOp::Eq | CmpOp::NotEq) && !matches!(first_ty, Type::Int | Type::Time | Type::Date) {
+        if !matches!(cmp, CmpOp::Eq | CmpOp::NotEq)
+            && !matches!(first_ty, Type::Int | Type::Time | Type::Date)
+        {
             let shown = self.schema.display_type(&first_ty);
             self.error(
                 Code::TypeMismatch,
                 left.span.to(right.span),
-                format!("`{}` compares numbers, times and dates, not `{shown}`", op.symbol()),
+                format!(
+                    "`{}` compares numbers, times and dates, not `{shown}`",
+                    op.symbol()
+                ),
             );
             return None;
         }
-        let (left_term, right_term) = if swap { (second_term, first_term) } else { (first_term, second_term) };
-        Some(Cond::Compare { op: cmp, left: left_term, right: right_term })
+        let (left_term, right_term) = if swap {
+            (second_term, first_term)
+        } else {
+            (first_term, second_term)
+        };
+        Some(Cond::Compare {
+            op: cmp,
+            left: left_term,
+            right: right_term,
+        })
     }
 
     fn membership(&mut self, element: &Expr, set: &Expr, facts: &Facts) -> Option<Cond> {
@@ -190,8 +261,12 @@ impl ExprChecker<'_> {
             let (set_term, set_ty) = self.term(set, None, facts)?;
             let Type::Set(element_ty) = &set_ty else {
                 let shown = self.schema.display_type(&set_ty);
-                self.error(Code::TypeMismatch, set.span, format!("`in` needs a set on its right, found `{shown}`"))
-                    .help = Some(String::from("compare single values with `==`"));
+                self.error(
+                    Code::TypeMismatch,
+                    set.span,
+                    format!("`in` needs a set on its right, found `{shown}`"),
+                )
+                .help = Some(String::from("compare single values with `==`"));
                 return None;
             };
             let (element_term, found) = self.term(element, Some(element_ty), facts)?;
@@ -199,17 +274,27 @@ impl ExprChecker<'_> {
                 self.mismatch_in(element, &found, set, element_ty);
                 return None;
             }
-            Some(Cond::In { element: element_term, set: set_term })
+            Some(Cond::In {
+                element: element_term,
+                set: set_term,
+            })
         } else {
             let (element_term, element_ty) = self.term(element, None, facts)?;
             let expected = Type::Set(Box::new(element_ty.clone()));
             let (set_term, set_ty) = self.term(set, Some(&expected), facts)?;
             if set_ty != expected {
                 let shown = self.schema.display_type(&set_ty);
-                self.error(Code::TypeMismatch, set.span, format!("`in` needs a set on its right, found `{shown}`"));
+                self.error(
+                    Code::TypeMismatch,
+                    set.span,
+                    format!("`in` needs a set on its right, found `{shown}`"),
+                );
                 return None;
             }
-            Some(Cond::In { element: element_term, set: set_term })
+            Some(Cond::In {
+                element: element_term,
+                set: set_term,
+            })
         }
     }
 
@@ -217,13 +302,18 @@ impl ExprChecker<'_> {
         let first_shown = self.schema.display_type(first_ty);
         let second_shown = self.schema.display_type(second_ty);
         let help = match (first_ty, &second.kind) {
-            (Type::Enum(_), ExprKind::Str(text)) => Some(format!("enum values are written without quotes: `{text}`")),
+            (Type::Enum(_), ExprKind::Str(text)) => {
+                Some(format!("enum values are written without quotes: `{text}`"))
+            }
             _ => None,
         };
         let message = format!("cannot compare `{first_shown}` with `{second_shown}`");
         let diagnostic = self.error(Code::TypeMismatch, second.span, message);
         diagnostic.primary.message = format!("this is `{second_shown}`");
-        diagnostic.secondary.push(crate::diag::Label { span: first.span, message: format!("this is `{first_shown}`") });
+        diagnostic.secondary.push(crate::diag::Label {
+            span: first.span,
+            message: format!("this is `{first_shown}`"),
+        });
         diagnostic.help = help;
     }
 
@@ -235,12 +325,20 @@ impl ExprChecker<'_> {
             element.span,
             format!("the set holds `{expected_shown}` values, but this is `{found_shown}`"),
         );
-        diagnostic.secondary.push(crate::diag::Label { span: set.span, message: format!("a set of `{expected_shown}`") });
+        diagnostic.secondary.push(crate::diag::Label {
+            span: set.span,
+            message: format!("a set of `{expected_shown}`"),
+        });
     }
 
     /// Types a value. `expected` guides bare enum values, time and date strings and set
     /// literals; the caller still compares the returned type with what it needs.
-    pub(crate) fn term(&mut self, expr: &Expr, expected: Option<&Type>, facts: &Facts) -> Option<(Term, Type)> {
+    pub(crate) fn term(
+        &mut self,
+        expr: &Expr,
+        expected: Option<&Type>,
+        facts: &Facts,
+    ) -> Option<(Term, Type)> {
         match &expr.kind {
             ExprKind::Paren(inner) => self.term(inner, expected, facts),
             ExprKind::Bool(flag) => Some((Term::Literal(Value::Bool(*flag)), Type::Bool)),
@@ -252,27 +350,46 @@ impl ExprChecker<'_> {
             ExprKind::Error => None,
             ExprKind::Not(_) | ExprKind::Binary { .. } | ExprKind::Has { .. } => {
                 if matches!(self.scope, Scope::Literal { .. }) {
-                    self.error(Code::TypeMismatch, expr.span, String::from("expected a value, found a condition"));
+                    self.error(
+                        Code::TypeMismatch,
+                        expr.span,
+                        String::from("expected a value, found a condition"),
+                    );
                     return None;
                 }
                 if expected.is_some_and(|ty| *ty != Type::Bool) {
-                    self.error(Code::TypeMismatch, expr.span, String::from("expected a value, found a condition"));
+                    self.error(
+                        Code::TypeMismatch,
+                        expr.span,
+                        String::from("expected a value, found a condition"),
+                    );
                     return None;
                 }
-                self.error(Code::TypeMismatch, expr.span, String::from("a condition cannot be compared as a value"))
-                    .help = Some(String::from("combine conditions with `&&`, `||` and `!`"));
+                self.error(
+                    Code::TypeMismatch,
+                    expr.span,
+                    String::from("a condition cannot be compared as a value"),
+                )
+                .help = Some(String::from("combine conditions with `&&`, `||` and `!`"));
                 None
             }
         }
     }
 
-    fn string_literal(&mut self, text: &str, span: Span, expected: Option<&Type>) -> Option<(Term, Type)> {
+    fn string_literal(
+        &mut self,
+        text: &str,
+        span: Span,
+        expected: Option<&Type>,
+    ) -> Option<(Term, Type)> {
         match expected {
             Some(Type::Time) => match time::parse_rfc3339(text) {
                 Some(stamp) => Some((Term::Literal(Value::Time(stamp)), Type::Time)),
                 None => {
                     self.error(Code::TypeMismatch, span, format!("`{text}` is not a time"))
-                        .help = Some(String::from("write times in RFC 3339, such as `\"2027-01-31T18:00:00Z\"`"));
+                        .help = Some(String::from(
+                        "write times in RFC 3339, such as `\"2027-01-31T18:00:00Z\"`",
+                    ));
                     None
                 }
             },
@@ -284,20 +401,32 @@ impl ExprChecker<'_> {
                     None
                 }
             },
-            Some(Type::Enum(id)) if matches!(self.scope, Scope::Literal { json: true }) => self.enum_value(*id, text, span),
+            Some(Type::Enum(id)) if matches!(self.scope, Scope::Literal { json: true }) => {
+                self.enum_value(*id, text, span)
+            }
             _ => Some((Term::Literal(Value::String(text.to_owned())), Type::String)),
         }
     }
 
-    fn enum_value(&mut self, id: crate::ir::EnumId, word: &str, span: Span) -> Option<(Term, Type)> {
+    fn enum_value(
+        &mut self,
+        id: crate::ir::EnumId,
+        word: &str,
+        span: Span,
+    ) -> Option<(Term, Type)> {
         let def = self.schema.enum_def(id)?;
         if let Some(index) = def.values.iter().position(|value| value == word) {
             return Some((Term::Literal(Value::Enum(id, index as u32)), Type::Enum(id)));
         }
         let name = def.name.clone();
-        let suggestion = suggest::closest(word, def.values.iter().map(String::as_str)).map(str::to_owned);
+        let suggestion =
+            suggest::closest(word, def.values.iter().map(String::as_str)).map(str::to_owned);
         let listed = suggest::one_of(def.values.iter().map(String::as_str));
-        let diagnostic = self.error(Code::UnknownEnumValue, span, format!("`{word}` is not a value of `{name}`"));
+        let diagnostic = self.error(
+            Code::UnknownEnumValue,
+            span,
+            format!("`{word}` is not a value of `{name}`"),
+        );
         diagnostic.primary.message = format!("expected one of {listed}");
         if let Some(suggestion) = suggestion {
             diagnostic.help = Some(format!("did you mean `{suggestion}`?"));
@@ -305,7 +434,13 @@ impl ExprChecker<'_> {
         None
     }
 
-    fn ident(&mut self, word: &str, span: Span, expected: Option<&Type>, facts: &Facts) -> Option<(Term, Type)> {
+    fn ident(
+        &mut self,
+        word: &str,
+        span: Span,
+        expected: Option<&Type>,
+        facts: &Facts,
+    ) -> Option<(Term, Type)> {
         if let Scope::Where(kind) = self.scope {
             if self.schema.attribute(kind, word).is_some() {
                 return self.attribute(kind, word, span, facts);
@@ -313,8 +448,12 @@ impl ExprChecker<'_> {
         }
         if let Some(entity) = EntityKind::from_keyword(word) {
             if !matches!(self.scope, Scope::Literal { .. }) {
-                self.error(Code::TypeMismatch, span, format!("`{word}` is an entity, not a value"))
-                    .help = Some(format!("name one of its attributes, such as `{word}.id`"));
+                self.error(
+                    Code::TypeMismatch,
+                    span,
+                    format!("`{word}` is an entity, not a value"),
+                )
+                .help = Some(format!("name one of its attributes, such as `{word}.id`"));
                 let _ = entity;
                 return None;
             }
@@ -323,25 +462,50 @@ impl ExprChecker<'_> {
             Some(Type::Enum(id)) => self.enum_value(*id, word, span),
             Some(Type::Set(element)) if matches!(**element, Type::Enum(_)) => {
                 // `env in prod` reads as a typo for `env == prod`.
-                self.error(Code::TypeMismatch, span, format!("`in` needs a set on its right, found `{word}`"))
-                    .help = Some(format!("write `{{{word}}}` or compare with `==`"));
+                self.error(
+                    Code::TypeMismatch,
+                    span,
+                    format!("`in` needs a set on its right, found `{word}`"),
+                )
+                .help = Some(format!("write `{{{word}}}` or compare with `==`"));
                 None
             }
             _ => {
                 match self.scope {
                     Scope::Where(kind) => self.unknown_attribute(kind, word, span),
                     Scope::Condition => {
-                        let owner = self.schema.enums.iter().find(|def| def.values.iter().any(|value| value == word)).map(|def| def.name.clone());
-                        let diagnostic = self.error(Code::UnknownAttribute, span, format!("unknown name `{word}`"));
+                        let owner = self
+                            .schema
+                            .enums
+                            .iter()
+                            .find(|def| def.values.iter().any(|value| value == word))
+                            .map(|def| def.name.clone());
+                        let diagnostic = self.error(
+                            Code::UnknownAttribute,
+                            span,
+                            format!("unknown name `{word}`"),
+                        );
                         diagnostic.help = Some(match owner {
-                            Some(owner) => format!("`{word}` is a value of `{owner}`; compare it with an attribute of that type"),
-                            None => String::from("attributes are written with their entity: `principal.x`, `dag.x`, `host.x`, `context.x`"),
+                            Some(owner) => format!(
+                                "`{word}` is a value of `{owner}`; compare it with an attribute of that type"
+                            ),
+                            None => String::from(
+                                "attributes are written with their entity: `principal.x`, `dag.x`, `host.x`, `context.x`",
+                            ),
                         });
                     }
                     Scope::Literal { .. } => {
-                        let shown = expected.map_or_else(|| String::from("a value"), |ty| format!("a `{}`", self.schema.display_type(ty)));
-                        let help = matches!(expected, Some(Type::String)).then(|| format!("strings are quoted: `\"{word}\"`"));
-                        let diagnostic = self.error(Code::TypeMismatch, span, format!("expected {shown}, found the name `{word}`"));
+                        let shown = expected.map_or_else(
+                            || String::from("a value"),
+                            |ty| format!("a `{}`", self.schema.display_type(ty)),
+                        );
+                        let help = matches!(expected, Some(Type::String))
+                            .then(|| format!("strings are quoted: `\"{word}\"`"));
+                        let diagnostic = self.error(
+                            Code::TypeMismatch,
+                            span,
+                            format!("expected {shown}, found the name `{word}`"),
+                        );
                         diagnostic.help = help;
                     }
                 }
@@ -350,19 +514,32 @@ impl ExprChecker<'_> {
         }
     }
 
-    fn attribute(&mut self, entity: EntityKind, name: &str, span: Span, facts: &Facts) -> Option<(Term, Type)> {
+    fn attribute(
+        &mut self,
+        entity: EntityKind,
+        name: &str,
+        span: Span,
+        facts: &Facts,
+    ) -> Option<(Term, Type)> {
         let Some(def) = self.schema.attribute(entity, name) else {
             self.unknown_attribute(entity, name, span);
             return None;
         };
-        let path = AttrPath { entity, attr: name.to_owned() };
+        let path = AttrPath {
+            entity,
+            attr: name.to_owned(),
+        };
         if def.optional && !facts.contains(&path) {
             let ty = self.schema.display_type(&def.ty);
             let guard = match self.scope {
                 Scope::Where(_) => format!("has {name}"),
                 _ => format!("{} has {name}", entity.keyword()),
             };
-            let diagnostic = self.error(Code::OptionalWithoutHas, span, format!("`{path}` is optional and may be absent"));
+            let diagnostic = self.error(
+                Code::OptionalWithoutHas,
+                span,
+                format!("`{path}` is optional and may be absent"),
+            );
             diagnostic.primary.message = format!("declared `{ty}?`");
             diagnostic.help = Some(format!("test it first: `{guard} && …`"));
             return None;
@@ -379,29 +556,44 @@ impl ExprChecker<'_> {
         }
         chain.reverse();
         let ExprKind::Ident(root) = &cursor.kind else {
-            self.error(Code::TypeMismatch, expr.span, String::from("only attributes have fields"));
+            self.error(
+                Code::TypeMismatch,
+                expr.span,
+                String::from("only attributes have fields"),
+            );
             return None;
         };
-        let (entity, attr_names): (EntityKind, &[&crate::syntax::ast::Name]) = match EntityKind::from_keyword(root) {
-            Some(entity) => (entity, &chain),
-            None => match self.scope {
-                Scope::Where(kind) if self.schema.attribute(kind, root).is_some() => {
-                    let (term, ty) = self.attribute(kind, root, cursor.span, facts)?;
-                    return self.time_part(term, ty, &chain, cursor.span);
-                }
-                _ => {
-                    let listed = "`principal`, `dag`, `host` or `context`";
-                    let diagnostic = self.error(Code::UnknownEntityKind, cursor.span, format!("unknown entity `{root}`"));
-                    diagnostic.help = Some(match suggest::closest(root, ["principal", "dag", "host", "context"]) {
-                        Some(suggestion) => format!("did you mean `{suggestion}`?"),
-                        None => format!("attributes belong to {listed}"),
-                    });
-                    return None;
-                }
-            },
-        };
+        let (entity, attr_names): (EntityKind, &[&crate::syntax::ast::Name]) =
+            match EntityKind::from_keyword(root) {
+                Some(entity) => (entity, &chain),
+                None => match self.scope {
+                    Scope::Where(kind) if self.schema.attribute(kind, root).is_some() => {
+                        let (term, ty) = self.attribute(kind, root, cursor.span, facts)?;
+                        return self.time_part(term, ty, &chain, cursor.span);
+                    }
+                    _ => {
+                        let listed = "`principal`, `dag`, `host` or `context`";
+                        let diagnostic = self.error(
+                            Code::UnknownEntityKind,
+                            cursor.span,
+                            format!("unknown entity `{root}`"),
+                        );
+                        diagnostic.help = Some(
+                            match suggest::closest(root, ["principal", "dag", "host", "context"]) {
+                                Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                                None => format!("attributes belong to {listed}"),
+                            },
+                        );
+                        return None;
+                    }
+                },
+            };
         if matches!(self.scope, Scope::Literal { .. }) {
-            self.error(Code::TypeMismatch, expr.span, String::from("expected a value, found an attribute"));
+            self.error(
+                Code::TypeMismatch,
+                expr.span,
+                String::from("expected a value, found an attribute"),
+            );
             return None;
         }
         if let Scope::Where(kind) = self.scope {
@@ -409,9 +601,15 @@ impl ExprChecker<'_> {
                 let diagnostic = self.error(
                     Code::UnknownAttribute,
                     expr.span,
-                    format!("a `where` on `{}` can only test the {}'s own attributes", kind.keyword(), kind.keyword()),
+                    format!(
+                        "a `where` on `{}` can only test the {}'s own attributes",
+                        kind.keyword(),
+                        kind.keyword()
+                    ),
                 );
-                diagnostic.help = Some(String::from("move this test into the rule's `when` condition"));
+                diagnostic.help = Some(String::from(
+                    "move this test into the rule's `when` condition",
+                ));
                 return None;
             }
         }
@@ -421,26 +619,51 @@ impl ExprChecker<'_> {
         self.time_part(term, ty, rest, span)
     }
 
-    fn time_part(&mut self, term: Term, ty: Type, rest: &[&crate::syntax::ast::Name], span: Span) -> Option<(Term, Type)> {
+    fn time_part(
+        &mut self,
+        term: Term,
+        ty: Type,
+        rest: &[&crate::syntax::ast::Name],
+        span: Span,
+    ) -> Option<(Term, Type)> {
         let Some((part_name, beyond)) = rest.split_first() else {
             return Some((term, ty));
         };
         let shown = self.schema.display_type(&ty);
         let Term::Attr(path) = term else { return None };
         if ty != Type::Time {
-            self.error(Code::UnknownAttribute, part_name.span, format!("`{path}` is `{shown}` and has no field `{}`", part_name.text));
+            self.error(
+                Code::UnknownAttribute,
+                part_name.span,
+                format!(
+                    "`{path}` is `{shown}` and has no field `{}`",
+                    part_name.text
+                ),
+            );
             return None;
         }
         let Some(part) = TimePart::from_name(&part_name.text) else {
-            let diagnostic = self.error(Code::UnknownAttribute, part_name.span, format!("a `Time` has no field `{}`", part_name.text));
-            diagnostic.help = Some(match suggest::closest(&part_name.text, ["hour", "minute", "weekday", "date"]) {
-                Some(suggestion) => format!("did you mean `{suggestion}`?"),
-                None => String::from("a `Time` has `hour`, `minute`, `weekday` and `date` (all in UTC)"),
-            });
+            let diagnostic = self.error(
+                Code::UnknownAttribute,
+                part_name.span,
+                format!("a `Time` has no field `{}`", part_name.text),
+            );
+            diagnostic.help = Some(
+                match suggest::closest(&part_name.text, ["hour", "minute", "weekday", "date"]) {
+                    Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                    None => String::from(
+                        "a `Time` has `hour`, `minute`, `weekday` and `date` (all in UTC)",
+                    ),
+                },
+            );
             return None;
         };
         if let Some(extra) = beyond.first() {
-            self.error(Code::UnknownAttribute, extra.span, format!("`{}` has no field `{}`", part_name.text, extra.text));
+            self.error(
+                Code::UnknownAttribute,
+                extra.span,
+                format!("`{}` has no field `{}`", part_name.text, extra.text),
+            );
             return None;
         }
         let _ = span;
@@ -452,7 +675,13 @@ impl ExprChecker<'_> {
         Some((Term::TimePart(path, part), part_ty))
     }
 
-    fn set_literal(&mut self, elements: &[Expr], span: Span, expected: Option<&Type>, facts: &Facts) -> Option<(Term, Type)> {
+    fn set_literal(
+        &mut self,
+        elements: &[Expr],
+        span: Span,
+        expected: Option<&Type>,
+        facts: &Facts,
+    ) -> Option<(Term, Type)> {
         let mut element_ty = match expected {
             Some(Type::Set(element)) => Some((**element).clone()),
             _ => None,
@@ -460,7 +689,10 @@ impl ExprChecker<'_> {
         let mut values = BTreeSet::new();
         let mut failed = false;
         // Type fixed elements first so `{prod, "x"}` reports the string, not the name.
-        let mut order: Vec<&Expr> = elements.iter().filter(|element| !self.is_flexible(element)).collect();
+        let mut order: Vec<&Expr> = elements
+            .iter()
+            .filter(|element| !self.is_flexible(element))
+            .collect();
         order.extend(elements.iter().filter(|element| self.is_flexible(element)));
         for element in order {
             let Some((term, ty)) = self.term(element, element_ty.as_ref(), facts) else {
@@ -468,12 +700,20 @@ impl ExprChecker<'_> {
                 continue;
             };
             let Term::Literal(value) = term else {
-                self.error(Code::TypeMismatch, element.span, String::from("set literals hold values, not attributes"));
+                self.error(
+                    Code::TypeMismatch,
+                    element.span,
+                    String::from("set literals hold values, not attributes"),
+                );
                 failed = true;
                 continue;
             };
             if matches!(ty, Type::Set(_)) {
-                self.error(Code::TypeMismatch, element.span, String::from("sets cannot contain sets"));
+                self.error(
+                    Code::TypeMismatch,
+                    element.span,
+                    String::from("sets cannot contain sets"),
+                );
                 failed = true;
                 continue;
             }
@@ -481,7 +721,11 @@ impl ExprChecker<'_> {
                 Some(expected_ty) if *expected_ty != ty => {
                     let expected_shown = self.schema.display_type(expected_ty);
                     let shown = self.schema.display_type(&ty);
-                    self.error(Code::TypeMismatch, element.span, format!("expected a `{expected_shown}` in this set, found `{shown}`"));
+                    self.error(
+                        Code::TypeMismatch,
+                        element.span,
+                        format!("expected a `{expected_shown}` in this set, found `{shown}`"),
+                    );
                     failed = true;
                 }
                 Some(_) => {
@@ -497,11 +741,20 @@ impl ExprChecker<'_> {
             return None;
         }
         let Some(element_ty) = element_ty else {
-            self.error(Code::TypeMismatch, span, String::from("cannot tell the type of this empty set"))
-                .help = Some(String::from("compare it with an attribute, or leave the test out"));
+            self.error(
+                Code::TypeMismatch,
+                span,
+                String::from("cannot tell the type of this empty set"),
+            )
+            .help = Some(String::from(
+                "compare it with an attribute, or leave the test out",
+            ));
             return None;
         };
-        Some((Term::Literal(Value::Set(values)), Type::Set(Box::new(element_ty))))
+        Some((
+            Term::Literal(Value::Set(values)),
+            Type::Set(Box::new(element_ty)),
+        ))
     }
 }
 
@@ -509,16 +762,22 @@ impl ExprChecker<'_> {
 fn flatten(cond: Cond) -> Cond {
     match cond {
         Cond::And(parts) => Cond::And(
-            parts.into_iter().flat_map(|part| match part {
-                Cond::And(inner) => inner,
-                other => vec![other],
-            }).collect(),
+            parts
+                .into_iter()
+                .flat_map(|part| match part {
+                    Cond::And(inner) => inner,
+                    other => vec![other],
+                })
+                .collect(),
         ),
         Cond::Or(parts) => Cond::Or(
-            parts.into_iter().flat_map(|part| match part {
-                Cond::Or(inner) => inner,
-                other => vec![other],
-            }).collect(),
+            parts
+                .into_iter()
+                .flat_map(|part| match part {
+                    Cond::Or(inner) => inner,
+                    other => vec![other],
+                })
+                .collect(),
         ),
         other => other,
     }

@@ -4,12 +4,16 @@ use std::collections::BTreeMap;
 
 use super::expr::{ExprChecker, Scope};
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{normalize_host, Entity, EntityKind, Inventory, Schema, Term};
+use crate::ir::{Entity, EntityKind, Inventory, Schema, Term, normalize_host};
 use crate::resolve::unknown_entity_kind;
 use crate::source::Span;
 use crate::syntax::ast::InventoryEntry;
 
-pub(crate) fn check_inventory(schema: &Schema, entries: &[(&InventoryEntry, bool)], diagnostics: &mut Vec<Diagnostic>) -> Inventory {
+pub(crate) fn check_inventory(
+    schema: &Schema,
+    entries: &[(&InventoryEntry, bool)],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Inventory {
     let mut inventory = Inventory::default();
     let mut first_seen: BTreeMap<(EntityKind, String), Span> = BTreeMap::new();
     for (entry, json) in entries {
@@ -18,8 +22,15 @@ pub(crate) fn check_inventory(schema: &Schema, entries: &[(&InventoryEntry, bool
             "host" => EntityKind::Host,
             "principal" | "context" => {
                 diagnostics.push(
-                    Diagnostic::error(Code::UnknownEntityKind, entry.kind.span, format!("the inventory lists only DAGs and hosts, not `{}`", entry.kind.text))
-                        .with_help("principals and context come with each request"),
+                    Diagnostic::error(
+                        Code::UnknownEntityKind,
+                        entry.kind.span,
+                        format!(
+                            "the inventory lists only DAGs and hosts, not `{}`",
+                            entry.kind.text
+                        ),
+                    )
+                    .with_help("principals and context come with each request"),
                 );
                 continue;
             }
@@ -33,53 +44,96 @@ pub(crate) fn check_inventory(schema: &Schema, entries: &[(&InventoryEntry, bool
             _ => entry.id.value.clone(),
         };
         if id.is_empty() {
-            diagnostics.push(Diagnostic::error(Code::TypeMismatch, entry.id.span, "an entity id cannot be empty"));
+            diagnostics.push(Diagnostic::error(
+                Code::TypeMismatch,
+                entry.id.span,
+                "an entity id cannot be empty",
+            ));
             continue;
         }
         if let Some(first) = first_seen.get(&(kind, id.clone())) {
-            let note = if kind == EntityKind::Host { " (host names ignore case and a trailing dot)" } else { "" };
+            let note = if kind == EntityKind::Host {
+                " (host names ignore case and a trailing dot)"
+            } else {
+                ""
+            };
             diagnostics.push(
-                Diagnostic::error(Code::DuplicateDeclaration, entry.id.span, format!("{} `{}` is listed twice{note}", kind.keyword(), entry.id.value))
-                    .with_label("listed again here")
-                    .with_secondary(*first, "first listed here"),
+                Diagnostic::error(
+                    Code::DuplicateDeclaration,
+                    entry.id.span,
+                    format!(
+                        "{} `{}` is listed twice{note}",
+                        kind.keyword(),
+                        entry.id.value
+                    ),
+                )
+                .with_label("listed again here")
+                .with_secondary(*first, "first listed here"),
             );
             continue;
         }
         first_seen.insert((kind, id.clone()), entry.id.span);
         let mut attrs = BTreeMap::new();
         let mut attr_spans: BTreeMap<&str, Span> = BTreeMap::new();
-        let mut checker = ExprChecker { schema, scope: Scope::Literal { json: *json }, diagnostics };
+        let mut checker = ExprChecker {
+            schema,
+            scope: Scope::Literal { json: *json },
+            diagnostics,
+        };
         for init in &entry.attrs {
             if let Some(first) = attr_spans.get(init.name.text.as_str()) {
                 checker.diagnostics.push(
-                    Diagnostic::error(Code::DuplicateDeclaration, init.name.span, format!("attribute `{}` is set twice", init.name.text))
-                        .with_secondary(*first, "first set here"),
+                    Diagnostic::error(
+                        Code::DuplicateDeclaration,
+                        init.name.span,
+                        format!("attribute `{}` is set twice", init.name.text),
+                    )
+                    .with_secondary(*first, "first set here"),
                 );
                 continue;
             }
             attr_spans.insert(&init.name.text, init.name.span);
             let Some(def) = schema.attribute(kind, &init.name.text) else {
-                super::unknown_attribute_in(checker.diagnostics, schema, kind, &init.name.text, init.name.span);
+                super::unknown_attribute_in(
+                    checker.diagnostics,
+                    schema,
+                    kind,
+                    &init.name.text,
+                    init.name.span,
+                );
                 continue;
             };
             if def.builtin {
                 checker.diagnostics.push(Diagnostic::error(
                     Code::TypeMismatch,
                     init.name.span,
-                    format!("`{}` is built in and comes from the entry's id", init.name.text),
+                    format!(
+                        "`{}` is built in and comes from the entry's id",
+                        init.name.text
+                    ),
                 ));
                 continue;
             }
-            let Some((Term::Literal(value), ty)) = checker.term(&init.value, Some(&def.ty), &Default::default()) else { continue };
+            let Some((Term::Literal(value), ty)) =
+                checker.term(&init.value, Some(&def.ty), &Default::default())
+            else {
+                continue;
+            };
             if ty != def.ty {
                 let expected = schema.display_type(&def.ty);
                 let found = schema.display_type(&ty);
                 let mut diagnostic = Diagnostic::error(
                     Code::TypeMismatch,
                     init.value.span,
-                    format!("`{}.{}` is `{expected}`, found `{found}`", kind.keyword(), init.name.text),
+                    format!(
+                        "`{}.{}` is `{expected}`, found `{found}`",
+                        kind.keyword(),
+                        init.name.text
+                    ),
                 );
-                if let (crate::ir::Type::Set(_), false) = (&def.ty, matches!(ty, crate::ir::Type::Set(_))) {
+                if let (crate::ir::Type::Set(_), false) =
+                    (&def.ty, matches!(ty, crate::ir::Type::Set(_)))
+                {
                     diagnostic = diagnostic.with_help("write a set in braces: `{\"a\", \"b\"}`");
                 }
                 checker.diagnostics.push(diagnostic);
@@ -90,19 +144,43 @@ pub(crate) fn check_inventory(schema: &Schema, entries: &[(&InventoryEntry, bool
         let missing: Vec<&str> = schema
             .attributes(kind)
             .iter()
-            .filter(|def| !def.optional && !def.builtin && !attr_spans.contains_key(def.name.as_str()))
+            .filter(|def| {
+                !def.optional && !def.builtin && !attr_spans.contains_key(def.name.as_str())
+            })
             .map(|def| def.name.as_str())
             .collect();
         if !missing.is_empty() {
-            let listed = missing.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
-            let noun = if missing.len() == 1 { "attribute" } else { "attributes" };
+            let listed = missing
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let noun = if missing.len() == 1 {
+                "attribute"
+            } else {
+                "attributes"
+            };
             diagnostics.push(
-                Diagnostic::error(Code::MissingAttribute, entry.id.span, format!("{} `{}` lacks required {noun} {listed}", kind.keyword(), entry.id.value))
-                    .with_help(format!("set {listed}, or declare the attribute optional (`T?`) in the schema")),
+                Diagnostic::error(
+                    Code::MissingAttribute,
+                    entry.id.span,
+                    format!(
+                        "{} `{}` lacks required {noun} {listed}",
+                        kind.keyword(),
+                        entry.id.value
+                    ),
+                )
+                .with_help(format!(
+                    "set {listed}, or declare the attribute optional (`T?`) in the schema"
+                )),
             );
             continue;
         }
-        let entity = Entity { id: entry.id.value.clone(), attrs, span: entry.id.span };
+        let entity = Entity {
+            id: entry.id.value.clone(),
+            attrs,
+            span: entry.id.span,
+        };
         match kind {
             EntityKind::Host => inventory.hosts.insert(id, entity),
             _ => inventory.dags.insert(id, entity),

@@ -16,7 +16,7 @@ use crate::ir::{EntityKind, PolicySet, Schema};
 use crate::resolve::resolve;
 use crate::source::{FileId, SourceSet, Span};
 use crate::suggest;
-use crate::syntax::{self, ast, Comment};
+use crate::syntax::{self, Comment, ast};
 use crate::time::Timestamp;
 
 /// What the checker needs from outside: the clock, passed in so checking stays pure.
@@ -29,7 +29,10 @@ pub struct CheckOptions {
 
 impl CheckOptions {
     pub fn at(now: Timestamp) -> CheckOptions {
-        CheckOptions { now, expiry_warning_days: 14 }
+        CheckOptions {
+            now,
+            expiry_warning_days: 14,
+        }
     }
 }
 
@@ -57,24 +60,53 @@ impl Analysis {
 /// Parses one `.gate` or inventory `.json` file.
 pub fn parse_file(sources: &SourceSet, file: FileId) -> (ParsedFile, Vec<Diagnostic>) {
     let Some(source) = sources.file(file) else {
-        return (ParsedFile { file, ast: ast::File { items: Vec::new() }, comments: Vec::new() }, Vec::new());
+        return (
+            ParsedFile {
+                file,
+                ast: ast::File { items: Vec::new() },
+                comments: Vec::new(),
+            },
+            Vec::new(),
+        );
     };
     let mut diagnostics = Vec::new();
     if let Some(offset) = source.invalid_utf8_at() {
         diagnostics.push(
-            Diagnostic::error(Code::InvalidUtf8, Span::new(file, offset, offset), format!("file is not valid UTF-8: invalid byte at offset {offset}"))
-                .with_help("policy files must be UTF-8 text; the rest of the file was not read"),
+            Diagnostic::error(
+                Code::InvalidUtf8,
+                Span::new(file, offset, offset),
+                format!("file is not valid UTF-8: invalid byte at offset {offset}"),
+            )
+            .with_help("policy files must be UTF-8 text; the rest of the file was not read"),
         );
     }
     if source.is_json() {
         let parsed = syntax::json::parse_inventory_json(file, source.text());
         diagnostics.extend(parsed.diagnostics);
-        let items = parsed.entries.into_iter().map(ast::Item::Inventory).collect();
-        return (ParsedFile { file, ast: ast::File { items }, comments: Vec::new() }, diagnostics);
+        let items = parsed
+            .entries
+            .into_iter()
+            .map(ast::Item::Inventory)
+            .collect();
+        return (
+            ParsedFile {
+                file,
+                ast: ast::File { items },
+                comments: Vec::new(),
+            },
+            diagnostics,
+        );
     }
     let parsed = syntax::parse(file, source.text());
     diagnostics.extend(parsed.diagnostics);
-    (ParsedFile { file, ast: parsed.file, comments: parsed.comments }, diagnostics)
+    (
+        ParsedFile {
+            file,
+            ast: parsed.file,
+            comments: parsed.comments,
+        },
+        diagnostics,
+    )
 }
 
 /// Parses and checks every file of a policy set.
@@ -89,7 +121,12 @@ pub fn analyze(sources: &SourceSet, options: &CheckOptions) -> Analysis {
     let asts: Vec<&ast::File> = files.iter().map(|parsed| &parsed.ast).collect();
     let resolved = resolve(&asts, &mut diagnostics);
     if !resolved.has_schema {
-        let span = sources.files().next().map_or(Span::new(FileId::first(), 0, 0), |(file, _)| Span::new(file, 0, 0));
+        let span = sources
+            .files()
+            .next()
+            .map_or(Span::new(FileId::first(), 0, 0), |(file, _)| {
+                Span::new(file, 0, 0)
+            });
         diagnostics.push(
             Diagnostic::error(Code::MissingSchema, span, "the policy set declares no actions")
                 .with_help("add a schema file with `actions { trigger, view, … }` and the attributes of `principal`, `dag`, `host` and `context`"),
@@ -108,7 +145,13 @@ pub fn analyze(sources: &SourceSet, options: &CheckOptions) -> Analysis {
     }
     let inventory = inventory::check_inventory(&schema, &entries, &mut diagnostics);
 
-    let ctx = rules::RuleContext { schema: &schema, inventory: &inventory, sources, options };
+    let ctx = rules::RuleContext {
+        schema: &schema,
+        inventory: &inventory,
+        sources,
+        options,
+        regexes: Default::default(),
+    };
     let mut checked_rules = Vec::new();
     let mut ids: BTreeMap<String, Span> = BTreeMap::new();
     let mut test_names: BTreeMap<String, Span> = BTreeMap::new();
@@ -116,7 +159,11 @@ pub fn analyze(sources: &SourceSet, options: &CheckOptions) -> Analysis {
     for item in files.iter().flat_map(|parsed| parsed.ast.items.iter()) {
         match item {
             ast::Item::Rule(rule) => {
-                if let Some(annotation) = rule.annotations.iter().find(|annotation| annotation.key.text == "id") {
+                if let Some(annotation) = rule
+                    .annotations
+                    .iter()
+                    .find(|annotation| annotation.key.text == "id")
+                {
                     if let Some(value) = &annotation.value {
                         if let Some(first) = ids.get(&value.value) {
                             diagnostics.push(
@@ -137,8 +184,12 @@ pub fn analyze(sources: &SourceSet, options: &CheckOptions) -> Analysis {
             ast::Item::Test(block) => {
                 if let Some(first) = test_names.get(&block.name.value) {
                     diagnostics.push(
-                        Diagnostic::error(Code::DuplicateDeclaration, block.name.span, format!("test `{}` is declared twice", block.name.value))
-                            .with_secondary(*first, "first declared here"),
+                        Diagnostic::error(
+                            Code::DuplicateDeclaration,
+                            block.name.span,
+                            format!("test `{}` is declared twice", block.name.value),
+                        )
+                        .with_secondary(*first, "first declared here"),
                     );
                 } else {
                     test_names.insert(block.name.value.clone(), block.name.span);
@@ -153,18 +204,39 @@ pub fn analyze(sources: &SourceSet, options: &CheckOptions) -> Analysis {
 
     diag::sort(&mut diagnostics);
     diagnostics.dedup();
-    let policy_set = (!diagnostics.iter().any(Diagnostic::is_error))
-        .then(|| PolicySet { schema, inventory, rules: checked_rules, tests: checked_tests });
-    Analysis { files, diagnostics, policy_set }
+    let policy_set = (!diagnostics.iter().any(Diagnostic::is_error)).then(|| PolicySet {
+        schema,
+        inventory,
+        rules: checked_rules,
+        tests: checked_tests,
+    });
+    Analysis {
+        files,
+        diagnostics,
+        policy_set,
+    }
 }
 
-pub(crate) fn unknown_attribute_in(diagnostics: &mut Vec<Diagnostic>, schema: &Schema, kind: EntityKind, name: &str, span: Span) {
+pub(crate) fn unknown_attribute_in(
+    diagnostics: &mut Vec<Diagnostic>,
+    schema: &Schema,
+    kind: EntityKind,
+    name: &str,
+    span: Span,
+) {
     let attributes = schema.attributes(kind);
-    let mut diagnostic = Diagnostic::error(Code::UnknownAttribute, span, format!("`{}` has no attribute `{name}`", kind.keyword()))
-        .with_label("not declared in the schema");
+    let mut diagnostic = Diagnostic::error(
+        Code::UnknownAttribute,
+        span,
+        format!("`{}` has no attribute `{name}`", kind.keyword()),
+    )
+    .with_label("not declared in the schema");
     diagnostic = match suggest::closest(name, attributes.iter().map(|attr| attr.name.as_str())) {
         Some(suggestion) => diagnostic.with_help(format!("did you mean `{suggestion}`?")),
-        None => diagnostic.with_help(format!("declare it in the `{}` block of the schema", kind.keyword())),
+        None => diagnostic.with_help(format!(
+            "declare it in the `{}` block of the schema",
+            kind.keyword()
+        )),
     };
     diagnostics.push(diagnostic);
 }

@@ -1,10 +1,13 @@
 //! Compiles id patterns once: exact ids, globs (`*`, `?`, `[a-z]`) and anchored regexes.
 //! Host patterns are compiled case-insensitively against normalised host names.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use regex::{Regex, RegexBuilder};
 
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{normalize_host, IdPattern};
+use crate::ir::{IdPattern, normalize_host};
 use crate::source::Span;
 use crate::syntax::ast::{Pattern, PatternKind};
 
@@ -19,7 +22,34 @@ pub(crate) enum IdCase {
     Host,
 }
 
-pub(crate) fn compile(pattern: &Pattern, case: IdCase, diagnostics: &mut Vec<Diagnostic>) -> Option<IdPattern> {
+/// Compiled automata by source and case rule: large sets repeat the same patterns often,
+/// and compiling a regex costs far more than checking the rest of a rule.
+#[derive(Default)]
+pub(crate) struct RegexCache {
+    compiled: HashMap<(String, bool), Regex>,
+}
+
+impl RegexCache {
+    fn build(&mut self, source: &str, case_insensitive: bool) -> Result<Regex, regex::Error> {
+        let key = (source.to_owned(), case_insensitive);
+        if let Some(regex) = self.compiled.get(&key) {
+            return Ok(regex.clone());
+        }
+        let regex = RegexBuilder::new(source)
+            .case_insensitive(case_insensitive)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()?;
+        self.compiled.insert(key, regex.clone());
+        Ok(regex)
+    }
+}
+
+pub(crate) fn compile(
+    pattern: &Pattern,
+    case: IdCase,
+    cache: &RefCell<RegexCache>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<IdPattern> {
     match &pattern.kind {
         PatternKind::Text(text) => {
             let text = match case {
@@ -28,6 +58,15 @@ pub(crate) fn compile(pattern: &Pattern, case: IdCase, diagnostics: &mut Vec<Dia
             };
             if !text.contains(['*', '?', '[']) {
                 return Some(IdPattern::Exact(text));
+            }
+            if let Some(prefix) = text
+                .strip_suffix('*')
+                .filter(|prefix| !prefix.contains(['*', '?', '[', ']']))
+            {
+                return Some(IdPattern::Prefix {
+                    prefix: prefix.to_owned(),
+                    source: text,
+                });
             }
             let translated = match glob_to_regex(&text) {
                 Ok(translated) => translated,
@@ -41,23 +80,56 @@ pub(crate) fn compile(pattern: &Pattern, case: IdCase, diagnostics: &mut Vec<Dia
                     return None;
                 }
             };
-            let regex = build(&translated, case == IdCase::Host).ok()?;
-            Some(IdPattern::Glob { source: text, regex })
+            let regex = cache
+                .borrow_mut()
+                .build(&translated, case == IdCase::Host)
+                .ok()?;
+            Some(IdPattern::Glob {
+                source: text,
+                regex,
+            })
         }
-        PatternKind::Regex { source, case_insensitive } => {
+        PatternKind::Regex {
+            source,
+            case_insensitive,
+        } => {
             let anchored = format!("^(?:{source})$");
             if let Err(error) = regex_syntax::ast::parse::Parser::new().parse(&anchored) {
-                diagnostics.push(regex_error(pattern.span, error.span().start.offset, error.span().end.offset, &error.kind().to_string()));
+                diagnostics.push(regex_error(
+                    pattern.span,
+                    error.span().start.offset,
+                    error.span().end.offset,
+                    &error.kind().to_string(),
+                ));
                 return None;
             }
-            match build(&anchored, *case_insensitive || case == IdCase::Host) {
-                Ok(regex) => Some(IdPattern::Regex { source: source.clone(), regex }),
+            let built = cache
+                .borrow_mut()
+                .build(&anchored, *case_insensitive || case == IdCase::Host);
+            match built {
+                Ok(regex) => Some(IdPattern::Regex {
+                    source: source.clone(),
+                    regex,
+                }),
                 Err(error) => {
                     let message = match error {
-                        regex::Error::CompiledTooBig(_) => String::from("pattern is too large to compile"),
-                        other => other.to_string().lines().last().unwrap_or("invalid pattern").trim_start_matches("error: ").to_owned(),
+                        regex::Error::CompiledTooBig(_) => {
+                            String::from("pattern is too large to compile")
+                        }
+                        other => other
+                            .to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("invalid pattern")
+                            .trim_start_matches("error: ")
+                            .to_owned(),
                     };
-                    diagnostics.push(regex_error(pattern.span, 4, anchored.len().saturating_sub(2), &message));
+                    diagnostics.push(regex_error(
+                        pattern.span,
+                        4,
+                        anchored.len().saturating_sub(2),
+                        &message,
+                    ));
                     None
                 }
             }
@@ -70,15 +142,17 @@ fn regex_error(span: Span, start: usize, end: usize, message: &str) -> Diagnosti
     let prefix = 4; // `^(?:`
     let body_len = (span.end - span.start).saturating_sub(2) as usize;
     let local_start = start.saturating_sub(prefix).min(body_len);
-    let local_end = end.saturating_sub(prefix).clamp(local_start + 1, body_len.max(local_start + 1));
+    let local_end = end
+        .saturating_sub(prefix)
+        .clamp(local_start + 1, body_len.max(local_start + 1));
     let file_start = span.start as usize + 1 + local_start;
     let file_end = span.start as usize + 1 + local_end;
-    Diagnostic::error(Code::InvalidRegex, Span::new(span.file, file_start, file_end), format!("invalid regular expression: {message}"))
-        .with_help("patterns use Rust `regex` syntax and must match the whole id")
-}
-
-fn build(source: &str, case_insensitive: bool) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(source).case_insensitive(case_insensitive).size_limit(REGEX_SIZE_LIMIT).build()
+    Diagnostic::error(
+        Code::InvalidRegex,
+        Span::new(span.file, file_start, file_end),
+        format!("invalid regular expression: {message}"),
+    )
+    .with_help("patterns use Rust `regex` syntax and must match the whole id")
 }
 
 /// Translates a glob into an anchored regex, or says which character is wrong.
@@ -104,8 +178,12 @@ fn glob_to_regex(glob: &str) -> Result<String, (usize, &'static str)> {
                     match member {
                         ']' if members > 0 => break,
                         ']' => return Err((member_offset, "empty character class")),
-                        '-' if previous.is_some() && chars.peek().is_some_and(|(_, next)| *next != ']') => {
-                            let Some((end_offset, end)) = chars.next() else { return Err((offset, "`[` has no closing `]`")) };
+                        '-' if previous.is_some()
+                            && chars.peek().is_some_and(|(_, next)| *next != ']') =>
+                        {
+                            let Some((end_offset, end)) = chars.next() else {
+                                return Err((offset, "`[` has no closing `]`"));
+                            };
                             if previous.is_some_and(|start| start > end) {
                                 return Err((end_offset, "range is backwards"));
                             }
@@ -140,8 +218,17 @@ mod tests {
         assert_eq!(glob_to_regex("a?[0-9]").ok().as_deref(), Some("^a.[0-9]$"));
         assert_eq!(glob_to_regex("a[!x]").ok().as_deref(), Some("^a[^x]$"));
         assert_eq!(glob_to_regex("a.b").ok().as_deref(), Some("^a\\.b$"));
-        assert_eq!(glob_to_regex("a[").err(), Some((1, "`[` has no closing `]`")));
-        assert_eq!(glob_to_regex("a[]").err(), Some((2, "empty character class")));
-        assert_eq!(glob_to_regex("[z-a]").err(), Some((3, "range is backwards")));
+        assert_eq!(
+            glob_to_regex("a[").err(),
+            Some((1, "`[` has no closing `]`"))
+        );
+        assert_eq!(
+            glob_to_regex("a[]").err(),
+            Some((2, "empty character class"))
+        );
+        assert_eq!(
+            glob_to_regex("[z-a]").err(),
+            Some((3, "range is backwards"))
+        );
     }
 }

@@ -1,12 +1,15 @@
 //! Checks one rule: annotations, actions, principals, id patterns, filters and conditions.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::expr::{ExprChecker, Scope};
-use super::patterns::{compile, IdCase};
 use super::CheckOptions;
+use super::expr::{ExprChecker, Scope};
+use super::patterns::{IdCase, RegexCache, compile};
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{self, EntityKind, EntityMatch, IdPattern, Inventory, PrincipalKind, PrincipalMatch, Schema};
+use crate::ir::{
+    self, EntityKind, EntityMatch, IdPattern, Inventory, PrincipalKind, PrincipalMatch, Schema,
+};
 use crate::resolve::{unknown_action, unknown_entity_kind};
 use crate::source::{SourceSet, Span};
 use crate::suggest;
@@ -18,12 +21,20 @@ pub(crate) struct RuleContext<'a> {
     pub(crate) inventory: &'a Inventory,
     pub(crate) sources: &'a SourceSet,
     pub(crate) options: &'a CheckOptions,
+    pub(crate) regexes: RefCell<RegexCache>,
 }
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
-pub(crate) fn check_rule(ctx: &RuleContext<'_>, rule: &ast::Rule, diagnostics: &mut Vec<Diagnostic>) -> Option<ir::Rule> {
-    let errors_before = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
+pub(crate) fn check_rule(
+    ctx: &RuleContext<'_>,
+    rule: &ast::Rule,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<ir::Rule> {
+    let errors_before = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.is_error())
+        .count();
     let (annotations, expires) = annotations(ctx, rule, diagnostics);
     let actions = match &rule.actions {
         ActionSpec::All(_) => None,
@@ -48,19 +59,32 @@ pub(crate) fn check_rule(ctx: &RuleContext<'_>, rule: &ast::Rule, diagnostics: &
             "group" => PrincipalKind::Group,
             "service" => PrincipalKind::Service,
             _ => {
-                diagnostics.push(unknown_entity_kind(&matcher.kind, &["user", "group", "service"]));
+                diagnostics.push(unknown_entity_kind(
+                    &matcher.kind,
+                    &["user", "group", "service"],
+                ));
                 continue;
             }
         };
-        if let Some(pattern) = compile(&matcher.pattern, IdCase::Exact, diagnostics) {
+        if let Some(pattern) = compile(&matcher.pattern, IdCase::Exact, &ctx.regexes, diagnostics) {
             principals.push(PrincipalMatch { kind, pattern });
         }
     }
-    let dag = rule.dag.as_ref().and_then(|constraint| entity_match(ctx, constraint, EntityKind::Dag, diagnostics));
-    let host = rule.host.as_ref().and_then(|constraint| entity_match(ctx, constraint, EntityKind::Host, diagnostics));
+    let dag = rule
+        .dag
+        .as_ref()
+        .and_then(|constraint| entity_match(ctx, constraint, EntityKind::Dag, diagnostics));
+    let host = rule
+        .host
+        .as_ref()
+        .and_then(|constraint| entity_match(ctx, constraint, EntityKind::Host, diagnostics));
     let mut conditions = Vec::new();
     for condition in &rule.conditions {
-        let mut checker = ExprChecker { schema: ctx.schema, scope: Scope::Condition, diagnostics };
+        let mut checker = ExprChecker {
+            schema: ctx.schema,
+            scope: Scope::Condition,
+            diagnostics,
+        };
         if let Some(cond) = checker.condition(&condition.expr) {
             conditions.push(match condition.kind {
                 ConditionKind::When => cond,
@@ -68,11 +92,19 @@ pub(crate) fn check_rule(ctx: &RuleContext<'_>, rule: &ast::Rule, diagnostics: &
             });
         }
     }
-    let errors_after = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
+    let errors_after = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.is_error())
+        .count();
     if errors_after > errors_before {
         return None;
     }
-    let id = annotations.get("id").cloned().unwrap_or_else(|| ctx.sources.location(rule.effect_span).rsplit_once(':').map_or_else(String::new, |(place, _)| place.to_owned()));
+    let id = annotations.get("id").cloned().unwrap_or_else(|| {
+        ctx.sources
+            .location(rule.effect_span)
+            .rsplit_once(':')
+            .map_or_else(String::new, |(place, _)| place.to_owned())
+    });
     let checked = ir::Rule {
         id,
         effect: rule.effect,
@@ -89,7 +121,11 @@ pub(crate) fn check_rule(ctx: &RuleContext<'_>, rule: &ast::Rule, diagnostics: &
     Some(checked)
 }
 
-fn annotations(ctx: &RuleContext<'_>, rule: &ast::Rule, diagnostics: &mut Vec<Diagnostic>) -> (BTreeMap<String, String>, Option<time::Timestamp>) {
+fn annotations(
+    ctx: &RuleContext<'_>,
+    rule: &ast::Rule,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (BTreeMap<String, String>, Option<time::Timestamp>) {
     let mut values = BTreeMap::new();
     let mut spans: BTreeMap<&str, Span> = BTreeMap::new();
     let mut expires = None;
@@ -97,8 +133,12 @@ fn annotations(ctx: &RuleContext<'_>, rule: &ast::Rule, diagnostics: &mut Vec<Di
         let key = annotation.key.text.as_str();
         if let Some(first) = spans.get(key) {
             diagnostics.push(
-                Diagnostic::error(Code::DuplicateAnnotation, annotation.span, format!("`@{key}` is given twice on this rule"))
-                    .with_secondary(*first, "first given here"),
+                Diagnostic::error(
+                    Code::DuplicateAnnotation,
+                    annotation.span,
+                    format!("`@{key}` is given twice on this rule"),
+                )
+                .with_secondary(*first, "first given here"),
             );
             continue;
         }
@@ -108,13 +148,21 @@ fn annotations(ctx: &RuleContext<'_>, rule: &ast::Rule, diagnostics: &mut Vec<Di
         match (&value, needs_value) {
             (None, true) => {
                 diagnostics.push(
-                    Diagnostic::error(Code::InvalidAnnotation, annotation.span, format!("`@{key}` needs a value"))
-                        .with_help(format!("write `@{key}(\"…\")`")),
+                    Diagnostic::error(
+                        Code::InvalidAnnotation,
+                        annotation.span,
+                        format!("`@{key}` needs a value"),
+                    )
+                    .with_help(format!("write `@{key}(\"…\")`")),
                 );
                 continue;
             }
             (Some(text), true) if text.trim().is_empty() => {
-                diagnostics.push(Diagnostic::error(Code::InvalidAnnotation, annotation.span, format!("`@{key}` cannot be empty")));
+                diagnostics.push(Diagnostic::error(
+                    Code::InvalidAnnotation,
+                    annotation.span,
+                    format!("`@{key}` cannot be empty"),
+                ));
                 continue;
             }
             _ => {}
@@ -123,15 +171,23 @@ fn annotations(ctx: &RuleContext<'_>, rule: &ast::Rule, diagnostics: &mut Vec<Di
             if let Some(text) = &value {
                 if text.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
                     diagnostics.push(
-                        Diagnostic::error(Code::InvalidAnnotation, annotation.span, "`@id` cannot contain spaces")
-                            .with_help("use kebab-case, such as `etl-operators`"),
+                        Diagnostic::error(
+                            Code::InvalidAnnotation,
+                            annotation.span,
+                            "`@id` cannot contain spaces",
+                        )
+                        .with_help("use kebab-case, such as `etl-operators`"),
                     );
                     continue;
                 }
             }
         }
         if key == "expires" {
-            let (Some(text), Some(value_span)) = (&value, annotation.value.as_ref().map(|value| value.span)) else { continue };
+            let (Some(text), Some(value_span)) =
+                (&value, annotation.value.as_ref().map(|value| value.span))
+            else {
+                continue;
+            };
             match time::parse_rfc3339(text) {
                 None => {
                     diagnostics.push(
@@ -141,15 +197,31 @@ fn annotations(ctx: &RuleContext<'_>, rule: &ast::Rule, diagnostics: &mut Vec<Di
                     continue;
                 }
                 Some(stamp) if stamp <= ctx.options.now => diagnostics.push(
-                    Diagnostic::warning(Code::RuleExpired, value_span, format!("rule expired at {}", time::format_rfc3339(stamp)))
-                        .with_label("this rule no longer matches any request")
-                        .with_help("delete the rule, or move `@expires` forward if the grant is renewed"),
+                    Diagnostic::warning(
+                        Code::RuleExpired,
+                        value_span,
+                        format!("rule expired at {}", time::format_rfc3339(stamp)),
+                    )
+                    .with_label("this rule no longer matches any request")
+                    .with_help(
+                        "delete the rule, or move `@expires` forward if the grant is renewed",
+                    ),
                 ),
-                Some(stamp) if stamp - ctx.options.now <= ctx.options.expiry_warning_days * SECONDS_PER_DAY => {
+                Some(stamp)
+                    if stamp - ctx.options.now
+                        <= ctx.options.expiry_warning_days * SECONDS_PER_DAY =>
+                {
                     let days = (stamp - ctx.options.now) / SECONDS_PER_DAY;
                     diagnostics.push(
-                        Diagnostic::warning(Code::RuleExpiresSoon, value_span, format!("rule expires in {days} days, at {}", time::format_rfc3339(stamp)))
-                            .with_help("renew it, or let it lapse on purpose and delete it afterwards"),
+                        Diagnostic::warning(
+                            Code::RuleExpiresSoon,
+                            value_span,
+                            format!(
+                                "rule expires in {days} days, at {}",
+                                time::format_rfc3339(stamp)
+                            ),
+                        )
+                        .with_help("renew it, or let it lapse on purpose and delete it afterwards"),
                     );
                 }
                 Some(_) => {}
@@ -161,7 +233,12 @@ fn annotations(ctx: &RuleContext<'_>, rule: &ast::Rule, diagnostics: &mut Vec<Di
     (values, expires)
 }
 
-fn entity_match(ctx: &RuleContext<'_>, constraint: &ast::EntityConstraint, expected: EntityKind, diagnostics: &mut Vec<Diagnostic>) -> Option<EntityMatch> {
+fn entity_match(
+    ctx: &RuleContext<'_>,
+    constraint: &ast::EntityConstraint,
+    expected: EntityKind,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<EntityMatch> {
     if constraint.kind.text != expected.keyword() {
         let (keyword, other) = match expected {
             EntityKind::Dag => ("on", "at host"),
@@ -169,24 +246,42 @@ fn entity_match(ctx: &RuleContext<'_>, constraint: &ast::EntityConstraint, expec
         };
         if EntityKind::from_keyword(&constraint.kind.text).is_some() {
             diagnostics.push(
-                Diagnostic::error(Code::UnknownEntityKind, constraint.kind.span, format!("`{keyword}` takes `{}`, not `{}`", expected.keyword(), constraint.kind.text))
-                    .with_help(format!("the other constraint is written `{other} …`")),
+                Diagnostic::error(
+                    Code::UnknownEntityKind,
+                    constraint.kind.span,
+                    format!(
+                        "`{keyword}` takes `{}`, not `{}`",
+                        expected.keyword(),
+                        constraint.kind.text
+                    ),
+                )
+                .with_help(format!("the other constraint is written `{other} …`")),
             );
         } else {
             diagnostics.push(unknown_entity_kind(&constraint.kind, &[expected.keyword()]));
         }
         return None;
     }
-    let case = if expected == EntityKind::Host { IdCase::Host } else { IdCase::Exact };
+    let case = if expected == EntityKind::Host {
+        IdCase::Host
+    } else {
+        IdCase::Exact
+    };
     let mut patterns = Vec::new();
     for pattern in &constraint.patterns {
-        let Some(compiled) = compile(pattern, case, diagnostics) else { continue };
+        let Some(compiled) = compile(pattern, case, &ctx.regexes, diagnostics) else {
+            continue;
+        };
         warn_if_matches_nothing(ctx, expected, pattern.span, &compiled, diagnostics);
         patterns.push(compiled);
     }
     let filter = match &constraint.filter {
         Some(expr) => {
-            let mut checker = ExprChecker { schema: ctx.schema, scope: Scope::Where(expected), diagnostics };
+            let mut checker = ExprChecker {
+                schema: ctx.schema,
+                scope: Scope::Where(expected),
+                diagnostics,
+            };
             Some(checker.condition(expr)?)
         }
         None => None,
@@ -194,7 +289,13 @@ fn entity_match(ctx: &RuleContext<'_>, constraint: &ast::EntityConstraint, expec
     Some(EntityMatch { patterns, filter })
 }
 
-fn warn_if_matches_nothing(ctx: &RuleContext<'_>, kind: EntityKind, span: Span, pattern: &IdPattern, diagnostics: &mut Vec<Diagnostic>) {
+fn warn_if_matches_nothing(
+    ctx: &RuleContext<'_>,
+    kind: EntityKind,
+    span: Span,
+    pattern: &IdPattern,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let ids: Vec<&str> = match kind {
         EntityKind::Dag => ctx.inventory.dags.keys().map(String::as_str).collect(),
         _ => ctx.inventory.hosts.keys().map(String::as_str).collect(),
@@ -213,7 +314,10 @@ fn warn_if_matches_nothing(ctx: &RuleContext<'_>, kind: EntityKind, span: Span, 
         }
     }
     if diagnostic.help.is_none() {
-        diagnostic = diagnostic.with_help(format!("the rule still applies to a {} outside the inventory with a matching id", kind.keyword()));
+        diagnostic = diagnostic.with_help(format!(
+            "the rule still applies to a {} outside the inventory with a matching id",
+            kind.keyword()
+        ));
     }
     diagnostics.push(diagnostic);
 }

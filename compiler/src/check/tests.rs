@@ -8,12 +8,23 @@ use crate::diag::{Code, Diagnostic};
 use crate::ir::{self, EntityKind, PrincipalKind, Schema, Term, Value};
 use crate::syntax::ast::{self, AttrInit, Outcome};
 
-pub(crate) fn check_test(schema: &Schema, block: &ast::TestBlock, diagnostics: &mut Vec<Diagnostic>) -> Option<ir::TestCase> {
-    let errors_before = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
+pub(crate) fn check_test(
+    schema: &Schema,
+    block: &ast::TestBlock,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<ir::TestCase> {
+    let errors_before = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.is_error())
+        .count();
     if block.expects.is_empty() {
         diagnostics.push(
-            Diagnostic::warning(Code::InvalidTest, block.name.span, format!("test `{}` has no expectations", block.name.value))
-                .with_help("add `expect allow …;` or `expect deny …;` lines"),
+            Diagnostic::warning(
+                Code::InvalidTest,
+                block.name.span,
+                format!("test `{}` has no expectations", block.name.value),
+            )
+            .with_help("add `expect allow …;` or `expect deny …;` lines"),
         );
     }
     let mut expectations = Vec::new();
@@ -22,8 +33,15 @@ pub(crate) fn check_test(schema: &Schema, block: &ast::TestBlock, diagnostics: &
             Some(id) => Some(id),
             None if schema.aliases.contains_key(&expect.action.text) => {
                 diagnostics.push(
-                    Diagnostic::error(Code::InvalidTest, expect.action.span, format!("`{}` is an alias; a request names one action", expect.action.text))
-                        .with_help("write one expectation per action"),
+                    Diagnostic::error(
+                        Code::InvalidTest,
+                        expect.action.span,
+                        format!(
+                            "`{}` is an alias; a request names one action",
+                            expect.action.text
+                        ),
+                    )
+                    .with_help("write one expectation per action"),
                 );
                 None
             }
@@ -37,25 +55,43 @@ pub(crate) fn check_test(schema: &Schema, block: &ast::TestBlock, diagnostics: &
             "service" => Some(PrincipalKind::Service),
             "group" => {
                 diagnostics.push(
-                    Diagnostic::error(Code::InvalidTest, expect.principal_kind.span, "a request comes from a user or a service, not a group")
-                        .with_help("give the caller's groups with `in groups {\"…\"}`"),
+                    Diagnostic::error(
+                        Code::InvalidTest,
+                        expect.principal_kind.span,
+                        "a request comes from a user or a service, not a group",
+                    )
+                    .with_help("give the caller's groups with `in groups {\"…\"}`"),
                 );
                 None
             }
             _ => {
-                diagnostics.push(crate::resolve::unknown_entity_kind(&expect.principal_kind, &["user", "service"]));
+                diagnostics.push(crate::resolve::unknown_entity_kind(
+                    &expect.principal_kind,
+                    &["user", "service"],
+                ));
                 None
             }
         };
-        let principal_attrs = attributes(schema, EntityKind::Principal, &expect.principal_attrs, diagnostics);
+        let principal_attrs = attributes(
+            schema,
+            EntityKind::Principal,
+            &expect.principal_attrs,
+            diagnostics,
+        );
         let context = attributes(schema, EntityKind::Context, &expect.context, diagnostics);
-        let (Some(action), Some(principal_kind)) = (action, principal_kind) else { continue };
+        let (Some(action), Some(principal_kind)) = (action, principal_kind) else {
+            continue;
+        };
         expectations.push(ir::Expectation {
             allow: expect.outcome == Outcome::Allow,
             action,
             principal_kind,
             principal_id: expect.principal_id.value.clone(),
-            groups: expect.groups.iter().map(|group| group.value.clone()).collect::<BTreeSet<_>>(),
+            groups: expect
+                .groups
+                .iter()
+                .map(|group| group.value.clone())
+                .collect::<BTreeSet<_>>(),
             principal_attrs,
             dag: expect.dag.as_ref().map(|dag| dag.value.clone()),
             host: expect.host.as_ref().map(|host| host.value.clone()),
@@ -63,11 +99,23 @@ pub(crate) fn check_test(schema: &Schema, block: &ast::TestBlock, diagnostics: &
             span: expect.span,
         });
     }
-    let errors_after = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
-    (errors_after == errors_before).then(|| ir::TestCase { name: block.name.value.clone(), expectations, span: block.span })
+    let errors_after = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.is_error())
+        .count();
+    (errors_after == errors_before).then(|| ir::TestCase {
+        name: block.name.value.clone(),
+        expectations,
+        span: block.span,
+    })
 }
 
-fn attributes(schema: &Schema, kind: EntityKind, inits: &[AttrInit], diagnostics: &mut Vec<Diagnostic>) -> BTreeMap<String, Value> {
+fn attributes(
+    schema: &Schema,
+    kind: EntityKind,
+    inits: &[AttrInit],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, Value> {
     let mut values = BTreeMap::new();
     for init in inits {
         let Some(def) = schema.attribute(kind, &init.name.text) else {
@@ -75,24 +123,45 @@ fn attributes(schema: &Schema, kind: EntityKind, inits: &[AttrInit], diagnostics
             continue;
         };
         if def.builtin && kind == EntityKind::Principal {
-            diagnostics.push(
-                Diagnostic::error(Code::InvalidTest, init.name.span, format!("`{}` is given by `by …` and `in groups`, not by `with`", init.name.text)),
-            );
+            diagnostics.push(Diagnostic::error(
+                Code::InvalidTest,
+                init.name.span,
+                format!(
+                    "`{}` is given by `by …` and `in groups`, not by `with`",
+                    init.name.text
+                ),
+            ));
             continue;
         }
         if values.contains_key(&init.name.text) {
-            diagnostics.push(Diagnostic::error(Code::DuplicateDeclaration, init.name.span, format!("attribute `{}` is set twice", init.name.text)));
+            diagnostics.push(Diagnostic::error(
+                Code::DuplicateDeclaration,
+                init.name.span,
+                format!("attribute `{}` is set twice", init.name.text),
+            ));
             continue;
         }
-        let mut checker = ExprChecker { schema, scope: Scope::Literal { json: false }, diagnostics };
-        let Some((Term::Literal(value), ty)) = checker.term(&init.value, Some(&def.ty), &Default::default()) else { continue };
+        let mut checker = ExprChecker {
+            schema,
+            scope: Scope::Literal { json: false },
+            diagnostics,
+        };
+        let Some((Term::Literal(value), ty)) =
+            checker.term(&init.value, Some(&def.ty), &Default::default())
+        else {
+            continue;
+        };
         if ty != def.ty {
             let expected = schema.display_type(&def.ty);
             let found = schema.display_type(&ty);
             diagnostics.push(Diagnostic::error(
                 Code::TypeMismatch,
                 init.value.span,
-                format!("`{}.{}` is `{expected}`, found `{found}`", kind.keyword(), init.name.text),
+                format!(
+                    "`{}.{}` is `{expected}`, found `{found}`",
+                    kind.keyword(),
+                    init.name.text
+                ),
             ));
             continue;
         }

@@ -30,14 +30,20 @@ pub fn render_github(sources: &SourceSet, diagnostics: &[Diagnostic]) -> String 
                     escape_data(&message),
                 ));
             }
-            None => out.push_str(&format!("::{command} title={}::{}\n", diagnostic.code.as_str(), escape_data(&message))),
+            None => out.push_str(&format!(
+                "::{command} title={}::{}\n",
+                diagnostic.code.as_str(),
+                escape_data(&message)
+            )),
         }
     }
     out
 }
 
 fn escape_data(text: &str) -> String {
-    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(text: &str) -> String {

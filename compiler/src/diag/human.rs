@@ -27,8 +27,12 @@ pub fn render_human(sources: &SourceSet, diagnostics: &[Diagnostic], color: Colo
         // Rendering into memory only fails when a span lies outside its file; the message
         // must still reach the reader, so fall back to a location line.
         let rendered = match color {
-            ColorChoice::Plain => term::emit_to_string(&mut plain, &config, &files, &converted).is_ok(),
-            ColorChoice::Ansi => term::emit_to_write_style(&mut ansi, &config, &files, &converted).is_ok(),
+            ColorChoice::Plain => {
+                term::emit_to_string(&mut plain, &config, &files, &converted).is_ok()
+            }
+            ColorChoice::Ansi => {
+                term::emit_to_write_style(&mut ansi, &config, &files, &converted).is_ok()
+            }
         };
         if !rendered {
             let line = format!(
@@ -63,11 +67,15 @@ fn convert(diagnostic: &Diagnostic) -> cs::Diagnostic<usize> {
     };
     let file_index = |label: &super::Label| label.span.file_index();
     let mut labels = vec![
-        cs::Label::primary(file_index(&diagnostic.primary), diagnostic.primary.span.range())
-            .with_message(diagnostic.primary.message.clone()),
+        cs::Label::primary(
+            file_index(&diagnostic.primary),
+            diagnostic.primary.span.range(),
+        )
+        .with_message(diagnostic.primary.message.clone()),
     ];
     labels.extend(diagnostic.secondary.iter().map(|label| {
-        cs::Label::secondary(file_index(label), label.span.range()).with_message(label.message.clone())
+        cs::Label::secondary(file_index(label), label.span.range())
+            .with_message(label.message.clone())
     }));
     let mut converted = cs::Diagnostic::new(severity)
         .with_code(diagnostic.code.as_str())
@@ -81,14 +89,25 @@ fn convert(diagnostic: &Diagnostic) -> cs::Diagnostic<usize> {
 
 /// `N errors, M warnings`, or `no problems found`.
 pub(crate) fn summary(diagnostics: &[Diagnostic]) -> String {
-    let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
+    let errors = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.is_error())
+        .count();
     let warnings = diagnostics.len() - errors;
     if errors == 0 && warnings == 0 {
         return String::from("no problems found");
     }
-    format!("{}, {}", plural(errors, "error"), plural(warnings, "warning"))
+    format!(
+        "{}, {}",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
 }
 
 fn plural(count: usize, noun: &str) -> String {
-    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }

@@ -45,7 +45,11 @@ pub fn render_json(sources: &SourceSet, diagnostics: &[Diagnostic]) -> String {
                 severity: diagnostic.severity.as_str(),
                 message: &diagnostic.message,
                 location: location(sources, &diagnostic.primary),
-                related: diagnostic.secondary.iter().map(|label| location(sources, label)).collect(),
+                related: diagnostic
+                    .secondary
+                    .iter()
+                    .map(|label| location(sources, label))
+                    .collect(),
                 help: diagnostic.help.as_deref(),
             })
             .collect(),

@@ -8,7 +8,7 @@ mod sarif;
 
 pub use code::Code;
 pub use github::render_github;
-pub use human::{render_human, ColorChoice};
+pub use human::{ColorChoice, render_human};
 pub use json::render_json;
 pub use sarif::render_sarif;
 
@@ -61,7 +61,10 @@ impl Diagnostic {
             code,
             severity,
             message: message.into(),
-            primary: Label { span, message: String::new() },
+            primary: Label {
+                span,
+                message: String::new(),
+            },
             secondary: Vec::new(),
             help: None,
         }
@@ -74,7 +77,10 @@ impl Diagnostic {
     }
 
     pub fn with_secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.secondary.push(Label { span, message: message.into() });
+        self.secondary.push(Label {
+            span,
+            message: message.into(),
+        });
         self
     }
 
@@ -91,11 +97,17 @@ impl Diagnostic {
 /// Orders diagnostics the way a reader walks the files: by file, then position.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|left, right| {
-        (left.primary.span, left.severity, left.code.as_str(), &left.message).cmp(&(
-            right.primary.span,
-            right.severity,
-            right.code.as_str(),
-            &right.message,
-        ))
+        (
+            left.primary.span,
+            left.severity,
+            left.code.as_str(),
+            &left.message,
+        )
+            .cmp(&(
+                right.primary.span,
+                right.severity,
+                right.code.as_str(),
+                &right.message,
+            ))
     });
 }

@@ -8,7 +8,10 @@ use crate::source::SourceSet;
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
 pub fn render_sarif(sources: &SourceSet, diagnostics: &[Diagnostic], tool_version: &str) -> String {
-    let mut used: Vec<Code> = diagnostics.iter().map(|diagnostic| diagnostic.code).collect();
+    let mut used: Vec<Code> = diagnostics
+        .iter()
+        .map(|diagnostic| diagnostic.code)
+        .collect();
     used.sort();
     used.dedup();
     let rules: Vec<Value> = used

@@ -185,7 +185,10 @@ pub enum PatternKind {
     /// Exact when it has no `*`, `?` or `[`, else a glob; the checker decides.
     Text(String),
     /// The source between the slashes, kept raw for the regex engine.
-    Regex { source: String, case_insensitive: bool },
+    Regex {
+        source: String,
+        case_insensitive: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -244,12 +247,22 @@ pub enum ExprKind {
     /// A bare name: an attribute of the entity a `where` tests, or an enum value.
     Ident(String),
     /// `base.name`, as in `principal.mfa` or `context.time.hour`.
-    Field { base: Box<Expr>, name: Name },
+    Field {
+        base: Box<Expr>,
+        name: Name,
+    },
     Set(Vec<Expr>),
     Not(Box<Expr>),
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
     /// `principal has mfa`, or `has site` inside a `where`.
-    Has { target: Option<Box<Expr>>, attr: Name },
+    Has {
+        target: Option<Box<Expr>>,
+        attr: Name,
+    },
     Paren(Box<Expr>),
     /// Stands where the parser could not read an expression; already reported.
     Error,

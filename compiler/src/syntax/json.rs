@@ -15,7 +15,12 @@ pub struct ParsedJson {
 }
 
 pub fn parse_inventory_json(file: FileId, text: &str) -> ParsedJson {
-    let mut reader = Reader { file, text, bytes: text.as_bytes(), pos: 0 };
+    let mut reader = Reader {
+        file,
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
     let mut diagnostics = Vec::new();
     let entries = match reader.document() {
         Ok(value) => to_entries(file, value, &mut diagnostics),
@@ -24,7 +29,10 @@ pub fn parse_inventory_json(file: FileId, text: &str) -> ParsedJson {
             Vec::new()
         }
     };
-    ParsedJson { entries, diagnostics }
+    ParsedJson {
+        entries,
+        diagnostics,
+    }
 }
 
 enum Json {
@@ -55,7 +63,11 @@ impl Reader<'_> {
     }
 
     fn skip_whitespace(&mut self) {
-        while self.bytes.get(self.pos).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        while self
+            .bytes
+            .get(self.pos)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
             self.pos += 1;
         }
     }
@@ -73,10 +85,16 @@ impl Reader<'_> {
         self.skip_whitespace();
         let start = self.pos;
         if depth > MAX_DEPTH {
-            return Err(Diagnostic::error(Code::NestingTooDeep, Span::new(self.file, start, start + 1), "JSON nested too deep"));
+            return Err(Diagnostic::error(
+                Code::NestingTooDeep,
+                Span::new(self.file, start, start + 1),
+                "JSON nested too deep",
+            ));
         }
         let value = match self.bytes.get(self.pos) {
-            None => return Err(self.error(start, "expected a JSON value, found the end of the file")),
+            None => {
+                return Err(self.error(start, "expected a JSON value, found the end of the file"));
+            }
             Some(b'{') => self.object(depth)?,
             Some(b'[') => self.array(depth)?,
             Some(b'"') => Json::String(self.string()?.value),
@@ -86,11 +104,18 @@ impl Reader<'_> {
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(_) => return Err(self.error(start, "expected a JSON value")),
         };
-        Ok(Spanned { value, span: Span::new(self.file, start, self.pos) })
+        Ok(Spanned {
+            value,
+            span: Span::new(self.file, start, self.pos),
+        })
     }
 
     fn literal(&mut self, word: &str, value: Json) -> Result<Json, Diagnostic> {
-        if self.text.get(self.pos..).is_some_and(|rest| rest.starts_with(word)) {
+        if self
+            .text
+            .get(self.pos..)
+            .is_some_and(|rest| rest.starts_with(word))
+        {
             self.pos += word.len();
             Ok(value)
         } else {
@@ -100,10 +125,18 @@ impl Reader<'_> {
 
     fn number(&mut self) -> Json {
         let start = self.pos;
-        while self.bytes.get(self.pos).is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')) {
+        while self
+            .bytes
+            .get(self.pos)
+            .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+        {
             self.pos += 1;
         }
-        Json::Number(self.text.get(start..self.pos).and_then(|digits| digits.parse().ok()))
+        Json::Number(
+            self.text
+                .get(start..self.pos)
+                .and_then(|digits| digits.parse().ok()),
+        )
     }
 
     fn string(&mut self) -> Result<StrLit, Diagnostic> {
@@ -117,7 +150,10 @@ impl Reader<'_> {
             match byte {
                 b'"' => {
                     self.pos += 1;
-                    return Ok(StrLit { value: out, span: Span::new(self.file, start, self.pos) });
+                    return Ok(StrLit {
+                        value: out,
+                        span: Span::new(self.file, start, self.pos),
+                    });
                 }
                 b'\\' => {
                     let escape = self.bytes.get(self.pos + 1).copied();
@@ -133,10 +169,16 @@ impl Reader<'_> {
                         Some(b'f') => out.push('\u{c}'),
                         Some(b'u') => {
                             let hex = self.text.get(self.pos..self.pos + 4).unwrap_or("");
-                            let decoded = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
+                            let decoded =
+                                u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
                             match decoded {
                                 Some(ch) if hex.len() == 4 => out.push(ch),
-                                _ => return Err(self.error(self.pos - 2, "invalid `\\u` escape in JSON string")),
+                                _ => {
+                                    return Err(self.error(
+                                        self.pos - 2,
+                                        "invalid `\\u` escape in JSON string",
+                                    ));
+                                }
                             }
                             self.pos += 4;
                         }
@@ -145,7 +187,11 @@ impl Reader<'_> {
                 }
                 b'\n' => return Err(self.error(start, "unterminated JSON string")),
                 _ => {
-                    let ch = self.text.get(self.pos..).and_then(|rest| rest.chars().next()).unwrap_or('\u{fffd}');
+                    let ch = self
+                        .text
+                        .get(self.pos..)
+                        .and_then(|rest| rest.chars().next())
+                        .unwrap_or('\u{fffd}');
                     out.push(ch);
                     self.pos += ch.len_utf8();
                 }
@@ -209,21 +255,36 @@ impl Reader<'_> {
     }
 }
 
-fn to_entries(file: FileId, document: Spanned, diagnostics: &mut Vec<Diagnostic>) -> Vec<InventoryEntry> {
+fn to_entries(
+    file: FileId,
+    document: Spanned,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<InventoryEntry> {
     let Json::Array(items) = document.value else {
         diagnostics.push(
-            Diagnostic::error(Code::InvalidJson, document.span, "an inventory file holds a JSON array of entries")
-                .with_help("write `[{\"kind\": \"dag\", \"id\": \"etl_daily\", \"attrs\": {…}}, …]`"),
+            Diagnostic::error(
+                Code::InvalidJson,
+                document.span,
+                "an inventory file holds a JSON array of entries",
+            )
+            .with_help("write `[{\"kind\": \"dag\", \"id\": \"etl_daily\", \"attrs\": {…}}, …]`"),
         );
         return Vec::new();
     };
     let _ = file;
-    items.into_iter().filter_map(|item| to_entry(item, diagnostics)).collect()
+    items
+        .into_iter()
+        .filter_map(|item| to_entry(item, diagnostics))
+        .collect()
 }
 
 fn to_entry(item: Spanned, diagnostics: &mut Vec<Diagnostic>) -> Option<InventoryEntry> {
     let Json::Object(members) = item.value else {
-        diagnostics.push(Diagnostic::error(Code::InvalidJson, item.span, "an inventory entry is a JSON object with `kind`, `id` and `attrs`"));
+        diagnostics.push(Diagnostic::error(
+            Code::InvalidJson,
+            item.span,
+            "an inventory entry is a JSON object with `kind`, `id` and `attrs`",
+        ));
         return None;
     };
     let mut kind = None;
@@ -231,29 +292,67 @@ fn to_entry(item: Spanned, diagnostics: &mut Vec<Diagnostic>) -> Option<Inventor
     let mut attrs = Vec::new();
     for (key, value) in members {
         match (key.value.as_str(), value.value) {
-            ("kind", Json::String(text)) => kind = Some(Name { text, span: value.span }),
-            ("id", Json::String(text)) => id = Some(StrLit { value: text, span: value.span }),
+            ("kind", Json::String(text)) => {
+                kind = Some(Name {
+                    text,
+                    span: value.span,
+                })
+            }
+            ("id", Json::String(text)) => {
+                id = Some(StrLit {
+                    value: text,
+                    span: value.span,
+                })
+            }
             ("attrs", Json::Object(fields)) => {
                 for (name, field) in fields {
                     let span = name.span.to(field.span);
                     if let Some(value) = to_expr(field, diagnostics) {
-                        attrs.push(AttrInit { name: Name { text: name.value, span: name.span }, value, span });
+                        attrs.push(AttrInit {
+                            name: Name {
+                                text: name.value,
+                                span: name.span,
+                            },
+                            value,
+                            span,
+                        });
                     }
                 }
             }
-            ("kind" | "id", _) => diagnostics.push(Diagnostic::error(Code::InvalidJson, value.span, format!("`{}` must be a string", key.value))),
-            ("attrs", _) => diagnostics.push(Diagnostic::error(Code::InvalidJson, value.span, "`attrs` must be an object")),
+            ("kind" | "id", _) => diagnostics.push(Diagnostic::error(
+                Code::InvalidJson,
+                value.span,
+                format!("`{}` must be a string", key.value),
+            )),
+            ("attrs", _) => diagnostics.push(Diagnostic::error(
+                Code::InvalidJson,
+                value.span,
+                "`attrs` must be an object",
+            )),
             (other, _) => diagnostics.push(
-                Diagnostic::error(Code::InvalidJson, key.span, format!("unknown key `{other}` in inventory entry"))
-                    .with_help("an entry has `kind`, `id` and `attrs`"),
+                Diagnostic::error(
+                    Code::InvalidJson,
+                    key.span,
+                    format!("unknown key `{other}` in inventory entry"),
+                )
+                .with_help("an entry has `kind`, `id` and `attrs`"),
             ),
         }
     }
     match (kind, id) {
-        (Some(kind), Some(id)) => Some(InventoryEntry { span: item.span, kind, id, attrs }),
+        (Some(kind), Some(id)) => Some(InventoryEntry {
+            span: item.span,
+            kind,
+            id,
+            attrs,
+        }),
         (kind, _) => {
             let missing = if kind.is_none() { "kind" } else { "id" };
-            diagnostics.push(Diagnostic::error(Code::InvalidJson, item.span, format!("inventory entry has no `{missing}`")));
+            diagnostics.push(Diagnostic::error(
+                Code::InvalidJson,
+                item.span,
+                format!("inventory entry has no `{missing}`"),
+            ));
             None
         }
     }
@@ -266,15 +365,31 @@ fn to_expr(value: Spanned, diagnostics: &mut Vec<Diagnostic>) -> Option<Expr> {
         Json::Bool(flag) => ExprKind::Bool(flag),
         Json::Number(Some(number)) => ExprKind::Int(number),
         Json::Number(None) => {
-            diagnostics.push(Diagnostic::error(Code::InvalidJson, value.span, "only whole numbers that fit in 64 bits are supported"));
+            diagnostics.push(Diagnostic::error(
+                Code::InvalidJson,
+                value.span,
+                "only whole numbers that fit in 64 bits are supported",
+            ));
             return None;
         }
         Json::String(text) => ExprKind::Str(text),
-        Json::Array(items) => ExprKind::Set(items.into_iter().filter_map(|item| to_expr(item, diagnostics)).collect()),
+        Json::Array(items) => ExprKind::Set(
+            items
+                .into_iter()
+                .filter_map(|item| to_expr(item, diagnostics))
+                .collect(),
+        ),
         Json::Object(_) => {
-            diagnostics.push(Diagnostic::error(Code::InvalidJson, value.span, "attribute values cannot be objects"));
+            diagnostics.push(Diagnostic::error(
+                Code::InvalidJson,
+                value.span,
+                "attribute values cannot be objects",
+            ));
             return None;
         }
     };
-    Some(Expr { kind, span: value.span })
+    Some(Expr {
+        kind,
+        span: value.span,
+    })
 }

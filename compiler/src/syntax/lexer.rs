@@ -12,9 +12,23 @@ pub struct Lexed {
 }
 
 pub fn lex(file: FileId, text: &str) -> Lexed {
-    let mut lexer = Lexer { file, text, bytes: text.as_bytes(), pos: 0, out: Vec::new(), comments: Vec::new(), diagnostics: Vec::new(), line_started: true, code_on_line: false };
+    let mut lexer = Lexer {
+        file,
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        out: Vec::new(),
+        comments: Vec::new(),
+        diagnostics: Vec::new(),
+        line_started: true,
+        code_on_line: false,
+    };
     lexer.run();
-    Lexed { tokens: lexer.out, comments: lexer.comments, diagnostics: lexer.diagnostics }
+    Lexed {
+        tokens: lexer.out,
+        comments: lexer.comments,
+        diagnostics: lexer.diagnostics,
+    }
 }
 
 struct Lexer<'a> {
@@ -39,7 +53,11 @@ impl Lexer<'_> {
     }
 
     fn push(&mut self, kind: TokenKind, start: usize) {
-        let token = Token { kind, span: self.span(start), starts_line: self.line_started };
+        let token = Token {
+            kind,
+            span: self.span(start),
+            starts_line: self.line_started,
+        };
         self.out.push(token);
         self.line_started = false;
         self.code_on_line = true;
@@ -65,7 +83,10 @@ impl Lexer<'_> {
                     self.push(TokenKind::Int, start);
                 }
                 b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
-                    while self.peek(0).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    while self
+                        .peek(0)
+                        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    {
                         self.pos += 1;
                     }
                     self.push(TokenKind::Ident, start);
@@ -74,7 +95,11 @@ impl Lexer<'_> {
             }
         }
         let end = self.bytes.len();
-        self.out.push(Token { kind: TokenKind::Eof, span: Span::new(self.file, end, end), starts_line: true });
+        self.out.push(Token {
+            kind: TokenKind::Eof,
+            span: Span::new(self.file, end, end),
+            starts_line: true,
+        });
     }
 
     fn punct(&mut self, byte: u8) {
@@ -104,7 +129,11 @@ impl Lexer<'_> {
             (b'!', _) => (TokenKind::Bang, 1),
             (b'-', _) => (TokenKind::Minus, 1),
             _ => {
-                let width = self.text.get(start..).and_then(|rest| rest.chars().next()).map_or(1, char::len_utf8);
+                let width = self
+                    .text
+                    .get(start..)
+                    .and_then(|rest| rest.chars().next())
+                    .map_or(1, char::len_utf8);
                 self.pos += width;
                 let shown = self.text.get(start..self.pos).unwrap_or("?");
                 let mut diagnostic = Diagnostic::error(
@@ -133,8 +162,17 @@ impl Lexer<'_> {
         while self.peek(0).is_some_and(|b| b != b'\n') {
             self.pos += 1;
         }
-        let text = self.text.get(start..self.pos).unwrap_or("").trim_end().to_owned();
-        self.comments.push(Comment { span: self.span(start), text, trailing: self.code_on_line });
+        let text = self
+            .text
+            .get(start..self.pos)
+            .unwrap_or("")
+            .trim_end()
+            .to_owned();
+        self.comments.push(Comment {
+            span: self.span(start),
+            text,
+            trailing: self.code_on_line,
+        });
     }
 
     /// Strings end at the closing quote; a line break before it means the quote is missing.
@@ -148,12 +186,22 @@ impl Lexer<'_> {
                     self.push(TokenKind::Str, start);
                     return;
                 }
-                Some(b'\\') => self.pos += if self.peek(1).is_some_and(|b| b != b'\n') { 2 } else { 1 },
+                Some(b'\\') => {
+                    self.pos += if self.peek(1).is_some_and(|b| b != b'\n') {
+                        2
+                    } else {
+                        1
+                    }
+                }
                 Some(b'\n') | None => {
                     self.diagnostics.push(
-                        Diagnostic::error(Code::UnterminatedString, self.span(start), "unterminated string")
-                            .with_label("this string has no closing `\"` on its line")
-                            .with_help("add the closing `\"`; strings cannot span lines"),
+                        Diagnostic::error(
+                            Code::UnterminatedString,
+                            self.span(start),
+                            "unterminated string",
+                        )
+                        .with_label("this string has no closing `\"` on its line")
+                        .with_help("add the closing `\"`; strings cannot span lines"),
                     );
                     self.push(TokenKind::Error, start);
                     return;
@@ -171,18 +219,32 @@ impl Lexer<'_> {
             match self.peek(0) {
                 Some(b'/') => {
                     self.pos += 1;
-                    if self.peek(0) == Some(b'i') && !self.peek(1).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    if self.peek(0) == Some(b'i')
+                        && !self
+                            .peek(1)
+                            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    {
                         self.pos += 1;
                     }
                     self.push(TokenKind::Regex, start);
                     return;
                 }
-                Some(b'\\') => self.pos += if self.peek(1).is_some_and(|b| b != b'\n') { 2 } else { 1 },
+                Some(b'\\') => {
+                    self.pos += if self.peek(1).is_some_and(|b| b != b'\n') {
+                        2
+                    } else {
+                        1
+                    }
+                }
                 Some(b'\n') | None => {
                     self.diagnostics.push(
-                        Diagnostic::error(Code::UnterminatedRegex, self.span(start), "unterminated regular expression")
-                            .with_label("this pattern has no closing `/` on its line")
-                            .with_help("end the pattern with `/`; write `\\/` for a literal slash"),
+                        Diagnostic::error(
+                            Code::UnterminatedRegex,
+                            self.span(start),
+                            "unterminated regular expression",
+                        )
+                        .with_label("this pattern has no closing `/` on its line")
+                        .with_help("end the pattern with `/`; write `\\/` for a literal slash"),
                     );
                     self.push(TokenKind::Error, start);
                     return;

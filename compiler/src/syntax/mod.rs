@@ -6,6 +6,6 @@ mod lexer;
 mod parser;
 mod token;
 
-pub use lexer::{lex, Lexed};
-pub use parser::{parse, Parsed, MAX_NESTING};
+pub use lexer::{Lexed, lex};
+pub use parser::{MAX_NESTING, Parsed, parse};
 pub use token::{Comment, Token, TokenKind};

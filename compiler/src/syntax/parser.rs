@@ -22,15 +22,30 @@ pub struct Parsed {
 
 pub fn parse(file: FileId, text: &str) -> Parsed {
     let lexed = lex(file, text);
-    let mut parser = Parser { file, text, tokens: lexed.tokens, pos: 0, depth: 0, diagnostics: lexed.diagnostics };
+    let mut parser = Parser {
+        file,
+        text,
+        tokens: lexed.tokens,
+        pos: 0,
+        depth: 0,
+        diagnostics: lexed.diagnostics,
+    };
     let items = parser.items();
-    if items.is_empty() && parser.diagnostics.is_empty() && lexed.comments.is_empty() && text.trim().is_empty() {
+    if items.is_empty()
+        && parser.diagnostics.is_empty()
+        && lexed.comments.is_empty()
+        && text.trim().is_empty()
+    {
         parser.diagnostics.push(
             Diagnostic::warning(Code::EmptyFile, Span::new(file, 0, 0), "file is empty")
                 .with_help("delete the file, or add declarations, rules or tests to it"),
         );
     }
-    Parsed { file: File { items }, comments: lexed.comments, diagnostics: parser.diagnostics }
+    Parsed {
+        file: File { items },
+        comments: lexed.comments,
+        diagnostics: parser.diagnostics,
+    }
 }
 
 /// The error has been reported; the caller only has to resynchronise.
@@ -47,13 +62,26 @@ struct Parser<'a> {
     diagnostics: Vec<Diagnostic>,
 }
 
-const ITEM_KEYWORDS: &[&str] = &["permit", "forbid", "test", "enum", "actions", "action", "principal", "context"];
+const ITEM_KEYWORDS: &[&str] = &[
+    "permit",
+    "forbid",
+    "test",
+    "enum",
+    "actions",
+    "action",
+    "principal",
+    "context",
+];
 
 impl<'a> Parser<'a> {
     // ----- token access -----
 
     fn token(&self, ahead: usize) -> Token {
-        let eof = Token { kind: TokenKind::Eof, span: Span::new(self.file, self.text.len(), self.text.len()), starts_line: true };
+        let eof = Token {
+            kind: TokenKind::Eof,
+            span: Span::new(self.file, self.text.len(), self.text.len()),
+            starts_line: true,
+        };
         self.tokens.get(self.pos + ahead).copied().unwrap_or(eof)
     }
 
@@ -83,17 +111,33 @@ impl<'a> Parser<'a> {
     }
 
     fn eat(&mut self, kind: TokenKind) -> Option<Token> {
-        if self.at(kind) { Some(self.bump()) } else { None }
+        if self.at(kind) {
+            Some(self.bump())
+        } else {
+            None
+        }
     }
 
     fn eat_keyword(&mut self, keyword: &str) -> Option<Token> {
-        if self.at_keyword(keyword) { Some(self.bump()) } else { None }
+        if self.at_keyword(keyword) {
+            Some(self.bump())
+        } else {
+            None
+        }
     }
 
     /// Where a missing token belongs: just after the previous one, as rustc points.
     fn after_previous(&self) -> Span {
-        match self.pos.checked_sub(1).and_then(|index| self.tokens.get(index)) {
-            Some(previous) => Span { file: self.file, start: previous.span.end, end: previous.span.end },
+        match self
+            .pos
+            .checked_sub(1)
+            .and_then(|index| self.tokens.get(index))
+        {
+            Some(previous) => Span {
+                file: self.file,
+                start: previous.span.end,
+                end: previous.span.end,
+            },
             None => self.current().span,
         }
     }
@@ -118,7 +162,12 @@ impl<'a> Parser<'a> {
                 (token.span, format!("expected {what}"))
             };
             self.diagnostics.push(
-                Diagnostic::error(Code::SyntaxError, span, format!("expected {what} {context}, found {found}")).with_label(label),
+                Diagnostic::error(
+                    Code::SyntaxError,
+                    span,
+                    format!("expected {what} {context}, found {found}"),
+                )
+                .with_label(label),
             );
         }
         Reported
@@ -141,7 +190,10 @@ impl<'a> Parser<'a> {
     fn name(&mut self, what: &str, context: &str) -> PResult<Name> {
         if self.at(TokenKind::Ident) {
             let token = self.bump();
-            Ok(Name { text: self.text_of(token).to_owned(), span: token.span })
+            Ok(Name {
+                text: self.text_of(token).to_owned(),
+                span: token.span,
+            })
         } else {
             Err(self.error_expected(what, context))
         }
@@ -150,7 +202,10 @@ impl<'a> Parser<'a> {
     fn string(&mut self, what: &str, context: &str) -> PResult<StrLit> {
         if self.at(TokenKind::Str) {
             let token = self.bump();
-            Ok(StrLit { value: self.decode_string(token), span: token.span })
+            Ok(StrLit {
+                value: self.decode_string(token),
+                span: token.span,
+            })
         } else {
             Err(self.error_expected(what, context))
         }
@@ -175,8 +230,14 @@ impl<'a> Parser<'a> {
                 Some((_, 'r')) => Some('\r'),
                 Some((_, 'u')) => {
                     let rest = inner.get(offset + 2..).unwrap_or("");
-                    let code = rest.strip_prefix('{').and_then(|body| body.split_once('}')).map(|(hex, _)| hex);
-                    match code.and_then(|hex| u32::from_str_radix(hex, 16).ok()).and_then(char::from_u32) {
+                    let code = rest
+                        .strip_prefix('{')
+                        .and_then(|body| body.split_once('}'))
+                        .map(|(hex, _)| hex);
+                    match code
+                        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                        .and_then(char::from_u32)
+                    {
                         Some(decoded) => {
                             let consumed = code.map_or(0, |hex| hex.len() + 2);
                             for _ in 0..consumed {
@@ -194,8 +255,14 @@ impl<'a> Parser<'a> {
                 None => {
                     let end = (escape_start + 2).min(token.span.end as usize);
                     self.diagnostics.push(
-                        Diagnostic::error(Code::InvalidEscape, Span::new(self.file, escape_start, end), "invalid escape in string")
-                            .with_help("the escapes are `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r` and `\\u{hex}`"),
+                        Diagnostic::error(
+                            Code::InvalidEscape,
+                            Span::new(self.file, escape_start, end),
+                            "invalid escape in string",
+                        )
+                        .with_help(
+                            "the escapes are `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r` and `\\u{hex}`",
+                        ),
                     );
                 }
             }
@@ -275,7 +342,10 @@ impl<'a> Parser<'a> {
                         format!("expected a declaration, rule or test, found `{word}`"),
                     )
                     .with_help("a top-level item starts with `permit`, `forbid`, `test`, `enum`, `actions`, `action`, an entity kind such as `dag` or `host`, or `@`");
-                    if let Some(suggestion) = crate::suggest::closest(&word, ["permit", "forbid", "test", "enum", "actions", "action"]) {
+                    if let Some(suggestion) = crate::suggest::closest(
+                        &word,
+                        ["permit", "forbid", "test", "enum", "actions", "action"],
+                    ) {
                         diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
                     }
                     self.diagnostics.push(diagnostic);
@@ -303,13 +373,20 @@ impl<'a> Parser<'a> {
         let keyword = self.bump();
         let name = self.name("the enum's name", "after `enum`")?;
         let (values, list) = self.name_list("an enum value", "after the enum's name")?;
-        Ok(EnumDecl { name, values, span: keyword.span.to(list) })
+        Ok(EnumDecl {
+            name,
+            values,
+            span: keyword.span.to(list),
+        })
     }
 
     fn actions_decl(&mut self) -> PResult<ActionsDecl> {
         let keyword = self.bump();
         let (names, list) = self.name_list("an action", "after `actions`")?;
-        Ok(ActionsDecl { names, span: keyword.span.to(list) })
+        Ok(ActionsDecl {
+            names,
+            span: keyword.span.to(list),
+        })
     }
 
     fn alias_decl(&mut self) -> PResult<AliasDecl> {
@@ -318,7 +395,11 @@ impl<'a> Parser<'a> {
         self.expect(TokenKind::Eq, "after the alias's name")?;
         let (actions, list) = self.name_list("an action", "after `=`")?;
         let end = self.eat(TokenKind::Semi).map_or(list, |semi| semi.span);
-        Ok(AliasDecl { name, actions, span: keyword.span.to(end) })
+        Ok(AliasDecl {
+            name,
+            actions,
+            span: keyword.span.to(end),
+        })
     }
 
     fn entity_decl(&mut self) -> PResult<EntityDecl> {
@@ -329,13 +410,21 @@ impl<'a> Parser<'a> {
             let name = self.name("an attribute name", "in the schema block")?;
             self.expect(TokenKind::Colon, "after the attribute name")?;
             let ty = self.type_expr(0)?;
-            fields.push(Field { span: name.span.to(ty.span), name, ty });
+            fields.push(Field {
+                span: name.span.to(ty.span),
+                name,
+                ty,
+            });
             if self.eat(TokenKind::Comma).is_none() {
                 break;
             }
         }
         let close = self.expect(TokenKind::RBrace, "to close the schema block")?;
-        Ok(EntityDecl { span: kind.span.to(close.span), kind, fields })
+        Ok(EntityDecl {
+            span: kind.span.to(close.span),
+            kind,
+            fields,
+        })
     }
 
     fn type_expr(&mut self, depth: usize) -> PResult<TypeExpr> {
@@ -347,12 +436,21 @@ impl<'a> Parser<'a> {
             self.bump();
             let element = self.type_expr(depth + 1)?;
             let close = self.expect(TokenKind::RAngle, "to close `Set<`")?;
-            TypeExpr { span: name.span.to(close.span), kind: TypeExprKind::Set(Box::new(element)) }
+            TypeExpr {
+                span: name.span.to(close.span),
+                kind: TypeExprKind::Set(Box::new(element)),
+            }
         } else {
-            TypeExpr { span: name.span, kind: TypeExprKind::Named(name) }
+            TypeExpr {
+                span: name.span,
+                kind: TypeExprKind::Named(name),
+            }
         };
         if let Some(question) = self.eat(TokenKind::Question) {
-            ty = TypeExpr { span: ty.span.to(question.span), kind: TypeExprKind::Optional(Box::new(ty)) };
+            ty = TypeExpr {
+                span: ty.span.to(question.span),
+                kind: TypeExprKind::Optional(Box::new(ty)),
+            };
         }
         Ok(ty)
     }
@@ -362,7 +460,12 @@ impl<'a> Parser<'a> {
         let id = self.string("the entity's id", "after the entity kind")?;
         let (attrs, close) = self.attr_inits("after the entity's id")?;
         let end = self.eat(TokenKind::Semi).map_or(close, |semi| semi.span);
-        Ok(InventoryEntry { span: kind.span.to(end), kind, id, attrs })
+        Ok(InventoryEntry {
+            span: kind.span.to(end),
+            kind,
+            id,
+            attrs,
+        })
     }
 
     /// `{ name: value, … }`
@@ -373,7 +476,11 @@ impl<'a> Parser<'a> {
             let name = self.name("an attribute name", "in the attribute list")?;
             self.expect(TokenKind::Colon, "after the attribute name")?;
             let value = self.expr()?;
-            attrs.push(AttrInit { span: name.span.to(value.span), name, value });
+            attrs.push(AttrInit {
+                span: name.span.to(value.span),
+                name,
+                value,
+            });
             if self.eat(TokenKind::Comma).is_none() {
                 break;
             }
@@ -409,7 +516,10 @@ impl<'a> Parser<'a> {
         let actions = if let Some(star) = self.eat(TokenKind::Star) {
             ActionSpec::All(star.span)
         } else {
-            let mut names = vec![self.name("an action, an alias or `*`", &format!("after `{}`", effect.keyword()))?];
+            let mut names = vec![self.name(
+                "an action, an alias or `*`",
+                &format!("after `{}`", effect.keyword()),
+            )?];
             while self.eat(TokenKind::Comma).is_some() {
                 names.push(self.name("an action", "after `,`")?);
             }
@@ -430,7 +540,11 @@ impl<'a> Parser<'a> {
         let mut seen_to = false;
         loop {
             let token = self.current();
-            let word = if token.kind == TokenKind::Ident { self.text_of(token) } else { "" };
+            let word = if token.kind == TokenKind::Ident {
+                self.text_of(token)
+            } else {
+                ""
+            };
             match word {
                 "to" => {
                     self.bump();
@@ -441,7 +555,11 @@ impl<'a> Parser<'a> {
                     loop {
                         let kind = self.name("`user`, `group` or `service`", "after `to`")?;
                         let pattern = self.pattern(&format!("after `{}`", kind.text))?;
-                        rule.principals.push(PrincipalMatcher { span: kind.span.to(pattern.span), kind, pattern });
+                        rule.principals.push(PrincipalMatcher {
+                            span: kind.span.to(pattern.span),
+                            kind,
+                            pattern,
+                        });
                         if self.eat(TokenKind::Comma).is_none() {
                             break;
                         }
@@ -466,9 +584,21 @@ impl<'a> Parser<'a> {
                 "when" | "unless" => {
                     let keyword = self.bump();
                     let expr = self.expr()?;
-                    let kind = if word == "when" { ConditionKind::When } else { ConditionKind::Unless };
-                    rule.conditions.push(Condition { span: keyword.span.to(expr.span), kind, expr });
-                    last_clause = if word == "when" { "the `when` condition" } else { "the `unless` condition" };
+                    let kind = if word == "when" {
+                        ConditionKind::When
+                    } else {
+                        ConditionKind::Unless
+                    };
+                    rule.conditions.push(Condition {
+                        span: keyword.span.to(expr.span),
+                        kind,
+                        expr,
+                    });
+                    last_clause = if word == "when" {
+                        "the `when` condition"
+                    } else {
+                        "the `unless` condition"
+                    };
                 }
                 _ => break,
             }
@@ -490,14 +620,21 @@ impl<'a> Parser<'a> {
 
     fn duplicate_clause(&mut self, token: Token, keyword: &str) -> Reported {
         self.diagnostics.push(
-            Diagnostic::error(Code::SyntaxError, token.span, format!("a rule has at most one `{keyword}` clause"))
-                .with_help("list several alternatives in one clause, separated by commas"),
+            Diagnostic::error(
+                Code::SyntaxError,
+                token.span,
+                format!("a rule has at most one `{keyword}` clause"),
+            )
+            .with_help("list several alternatives in one clause, separated by commas"),
         );
         Reported
     }
 
     fn entity_constraint(&mut self, keyword: Name) -> PResult<EntityConstraint> {
-        let kind = self.name("an entity kind such as `dag` or `host`", &format!("after `{}`", keyword.text))?;
+        let kind = self.name(
+            "an entity kind such as `dag` or `host`",
+            &format!("after `{}`", keyword.text),
+        )?;
         let mut patterns = Vec::new();
         let mut span = keyword.span.to(kind.span);
         if matches!(self.current().kind, TokenKind::Str | TokenKind::Regex) {
@@ -516,9 +653,18 @@ impl<'a> Parser<'a> {
             span = span.to(expr.span);
             filter = Some(expr);
         } else if patterns.is_empty() {
-            return Err(self.error_expected("an id pattern or `where`", &format!("after `{} {}`", keyword.text, kind.text)));
+            return Err(self.error_expected(
+                "an id pattern or `where`",
+                &format!("after `{} {}`", keyword.text, kind.text),
+            ));
         }
-        Ok(EntityConstraint { keyword, kind, patterns, filter, span })
+        Ok(EntityConstraint {
+            keyword,
+            kind,
+            patterns,
+            filter,
+            span,
+        })
     }
 
     fn pattern(&mut self, context: &str) -> PResult<Pattern> {
@@ -526,7 +672,10 @@ impl<'a> Parser<'a> {
         match token.kind {
             TokenKind::Str => {
                 let text = self.string("", "")?;
-                Ok(Pattern { kind: PatternKind::Text(text.value), span: text.span })
+                Ok(Pattern {
+                    kind: PatternKind::Text(text.value),
+                    span: text.span,
+                })
             }
             TokenKind::Regex => {
                 self.bump();
@@ -534,9 +683,18 @@ impl<'a> Parser<'a> {
                 let case_insensitive = raw.ends_with("/i");
                 let body_end = raw.len() - if case_insensitive { 2 } else { 1 };
                 let source = raw.get(1..body_end).unwrap_or("").to_owned();
-                Ok(Pattern { kind: PatternKind::Regex { source, case_insensitive }, span: token.span })
+                Ok(Pattern {
+                    kind: PatternKind::Regex {
+                        source,
+                        case_insensitive,
+                    },
+                    span: token.span,
+                })
             }
-            _ => Err(self.error_expected("a quoted id, a glob such as `\"etl_*\"` or a `/regex/`", context)),
+            _ => Err(self.error_expected(
+                "a quoted id, a glob such as `\"etl_*\"` or a `/regex/`",
+                context,
+            )),
         }
     }
 
@@ -545,8 +703,12 @@ impl<'a> Parser<'a> {
     fn too_deep(&mut self) -> Reported {
         let span = self.current().span;
         self.diagnostics.push(
-            Diagnostic::error(Code::NestingTooDeep, span, format!("nesting too deep: more than {MAX_NESTING} levels"))
-                .with_help("split the condition, or remove redundant parentheses"),
+            Diagnostic::error(
+                Code::NestingTooDeep,
+                span,
+                format!("nesting too deep: more than {MAX_NESTING} levels"),
+            )
+            .with_help("split the condition, or remove redundant parentheses"),
         );
         Reported
     }
@@ -580,7 +742,12 @@ impl<'a> Parser<'a> {
     }
 
     /// A left-nested chain `a op b op c`; each operand deepens the tree by one level.
-    fn chain(&mut self, token: TokenKind, op: BinaryOp, operand: fn(&mut Parser<'a>) -> PResult<Expr>) -> PResult<Expr> {
+    fn chain(
+        &mut self,
+        token: TokenKind,
+        op: BinaryOp,
+        operand: fn(&mut Parser<'a>) -> PResult<Expr>,
+    ) -> PResult<Expr> {
         let mut left = operand(self)?;
         let mut levels = 0;
         let result = loop {
@@ -608,7 +775,10 @@ impl<'a> Parser<'a> {
             let inner = self.not_expr();
             self.leave();
             let inner = inner?;
-            return Ok(Expr { span: bang.span.to(inner.span), kind: ExprKind::Not(Box::new(inner)) });
+            return Ok(Expr {
+                span: bang.span.to(inner.span),
+                kind: ExprKind::Not(Box::new(inner)),
+            });
         }
         self.relation()
     }
@@ -634,7 +804,13 @@ impl<'a> Parser<'a> {
             TokenKind::Ident if self.at_keyword("has") => {
                 self.bump();
                 let attr = self.name("an attribute name", "after `has`")?;
-                return Ok(Expr { span: left.span.to(attr.span), kind: ExprKind::Has { target: Some(Box::new(left)), attr } });
+                return Ok(Expr {
+                    span: left.span.to(attr.span),
+                    kind: ExprKind::Has {
+                        target: Some(Box::new(left)),
+                        attr,
+                    },
+                });
             }
             _ => return Ok(left),
         };
@@ -647,7 +823,13 @@ impl<'a> Parser<'a> {
         let mut expr = self.primary()?;
         while self.eat(TokenKind::Dot).is_some() {
             let name = self.name("an attribute name", "after `.`")?;
-            expr = Expr { span: expr.span.to(name.span), kind: ExprKind::Field { base: Box::new(expr), name } };
+            expr = Expr {
+                span: expr.span.to(name.span),
+                kind: ExprKind::Field {
+                    base: Box::new(expr),
+                    name,
+                },
+            };
         }
         Ok(expr)
     }
@@ -657,37 +839,58 @@ impl<'a> Parser<'a> {
         match token.kind {
             TokenKind::Int => {
                 self.bump();
-                Ok(Expr { kind: ExprKind::Int(self.int_value(token, false)), span: token.span })
+                Ok(Expr {
+                    kind: ExprKind::Int(self.int_value(token, false)),
+                    span: token.span,
+                })
             }
             TokenKind::Minus if self.token(1).kind == TokenKind::Int => {
                 self.bump();
                 let digits = self.bump();
-                Ok(Expr { kind: ExprKind::Int(self.int_value(digits, true)), span: token.span.to(digits.span) })
+                Ok(Expr {
+                    kind: ExprKind::Int(self.int_value(digits, true)),
+                    span: token.span.to(digits.span),
+                })
             }
             TokenKind::Str => {
                 let text = self.string("", "")?;
-                Ok(Expr { kind: ExprKind::Str(text.value), span: text.span })
+                Ok(Expr {
+                    kind: ExprKind::Str(text.value),
+                    span: text.span,
+                })
             }
             TokenKind::Ident => match self.text_of(token) {
                 "true" | "false" => {
                     self.bump();
-                    Ok(Expr { kind: ExprKind::Bool(self.text_of(token) == "true"), span: token.span })
+                    Ok(Expr {
+                        kind: ExprKind::Bool(self.text_of(token) == "true"),
+                        span: token.span,
+                    })
                 }
                 "has" => {
                     self.bump();
                     let attr = self.name("an attribute name", "after `has`")?;
-                    Ok(Expr { span: token.span.to(attr.span), kind: ExprKind::Has { target: None, attr } })
+                    Ok(Expr {
+                        span: token.span.to(attr.span),
+                        kind: ExprKind::Has { target: None, attr },
+                    })
                 }
                 word => {
                     self.bump();
-                    Ok(Expr { kind: ExprKind::Ident(word.to_owned()), span: token.span })
+                    Ok(Expr {
+                        kind: ExprKind::Ident(word.to_owned()),
+                        span: token.span,
+                    })
                 }
             },
             TokenKind::LParen => {
                 self.bump();
                 let inner = self.expr()?;
                 let close = self.expect(TokenKind::RParen, "to close the parenthesis")?;
-                Ok(Expr { span: token.span.to(close.span), kind: ExprKind::Paren(Box::new(inner)) })
+                Ok(Expr {
+                    span: token.span.to(close.span),
+                    kind: ExprKind::Paren(Box::new(inner)),
+                })
             }
             TokenKind::LBrace => {
                 self.bump();
@@ -708,7 +911,10 @@ impl<'a> Parser<'a> {
                 self.leave();
                 result?;
                 let close = self.expect(TokenKind::RBrace, "to close the set")?;
-                Ok(Expr { span: token.span.to(close.span), kind: ExprKind::Set(elements) })
+                Ok(Expr {
+                    span: token.span.to(close.span),
+                    kind: ExprKind::Set(elements),
+                })
             }
             _ => Err(self.error_expected("a value or condition", "here")),
         }
@@ -716,13 +922,21 @@ impl<'a> Parser<'a> {
 
     fn int_value(&mut self, token: Token, negative: bool) -> i64 {
         let digits = self.text_of(token);
-        let parsed = if negative { format!("-{digits}").parse::<i64>() } else { digits.parse::<i64>() };
+        let parsed = if negative {
+            format!("-{digits}").parse::<i64>()
+        } else {
+            digits.parse::<i64>()
+        };
         match parsed {
             Ok(value) => value,
             Err(_) => {
                 self.diagnostics.push(
-                    Diagnostic::error(Code::IntegerOutOfRange, token.span, "number does not fit in 64 bits")
-                        .with_help("numbers range from -9223372036854775808 to 9223372036854775807"),
+                    Diagnostic::error(
+                        Code::IntegerOutOfRange,
+                        token.span,
+                        "number does not fit in 64 bits",
+                    )
+                    .with_help("numbers range from -9223372036854775808 to 9223372036854775807"),
                 );
                 0
             }
@@ -741,7 +955,11 @@ impl<'a> Parser<'a> {
                 Ok(expectation) => expects.push(expectation),
                 Err(Reported) => {
                     // Resynchronise inside the block so the other expectations still count.
-                    while !matches!(self.current().kind, TokenKind::Semi | TokenKind::RBrace | TokenKind::Eof) && !self.at_keyword("expect") {
+                    while !matches!(
+                        self.current().kind,
+                        TokenKind::Semi | TokenKind::RBrace | TokenKind::Eof
+                    ) && !self.at_keyword("expect")
+                    {
                         self.bump();
                     }
                     self.eat(TokenKind::Semi);
@@ -749,7 +967,11 @@ impl<'a> Parser<'a> {
             }
         }
         let close = self.expect(TokenKind::RBrace, "to close the test block")?;
-        Ok(TestBlock { name, expects, span: keyword.span.to(close.span) })
+        Ok(TestBlock {
+            name,
+            expects,
+            span: keyword.span.to(close.span),
+        })
     }
 
     fn expectation(&mut self) -> PResult<Expectation> {
@@ -764,7 +986,10 @@ impl<'a> Parser<'a> {
         let action = self.name("an action", "after the expected outcome")?;
         self.expect_keyword("by", "after the action")?;
         let principal_kind = self.name("`user` or `service`", "after `by`")?;
-        let principal_id = self.string("the principal's id in quotes", &format!("after `{}`", principal_kind.text))?;
+        let principal_id = self.string(
+            "the principal's id in quotes",
+            &format!("after `{}`", principal_kind.text),
+        )?;
         let mut expectation = Expectation {
             outcome,
             action,
@@ -781,7 +1006,9 @@ impl<'a> Parser<'a> {
             self.expect_keyword("groups", "after `in`")?;
             self.expect(TokenKind::LBrace, "after `groups`")?;
             while !self.at(TokenKind::RBrace) {
-                expectation.groups.push(self.string("a group name in quotes", "in the group list")?);
+                expectation
+                    .groups
+                    .push(self.string("a group name in quotes", "in the group list")?);
                 if self.eat(TokenKind::Comma).is_none() {
                     break;
                 }
@@ -809,5 +1036,12 @@ impl<'a> Parser<'a> {
 }
 
 fn binary(op: BinaryOp, left: Expr, right: Expr) -> Expr {
-    Expr { span: left.span.to(right.span), kind: ExprKind::Binary { op, left: Box::new(left), right: Box::new(right) } }
+    Expr {
+        span: left.span.to(right.span),
+        kind: ExprKind::Binary {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+        },
+    }
 }

@@ -1,0 +1,223 @@
+//! End-to-end tests of the `flowgate` binary on real directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const NOW: &str = "2026-11-22T12:00:00Z";
+
+fn flowgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run flowgate: {error}"))
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flowgate-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|error| panic!("cannot create {}: {error}", dir.display()));
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text)
+        .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+    path
+}
+
+const SCHEMA: &str = "enum Env { dev, prod }\nhost { env: Env }\ndag { owner: String }\nactions { trigger, view }\nhost \"prod-sql-01\" { env: prod }\n";
+
+#[test]
+fn example_policies_check_clean_and_are_formatted() {
+    let output = flowgate(&["check", "policies", "--deny-warnings", "--now", NOW]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    assert!(
+        stdout(&output).contains("no problems found: 29 rules, 41 DAGs, 21 hosts"),
+        "{}",
+        stdout(&output)
+    );
+    let output = flowgate(&["fmt", "--check", "policies"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+}
+
+#[test]
+fn errors_exit_one_with_file_line_and_column() {
+    let dir = scratch("errors");
+    write(&dir, "schema.gate", SCHEMA);
+    write(
+        &dir,
+        "rules.gate",
+        "permit trigger at host where env == prd;\n",
+    );
+    let output = flowgate(&["check", dir.to_str().unwrap_or_default(), "--now", NOW]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains("error[unknown-enum-value]"), "{text}");
+    assert!(text.contains("rules.gate:1:37"), "{text}");
+    assert!(text.contains("did you mean `prod`?"), "{text}");
+}
+
+#[test]
+fn warnings_pass_unless_denied() {
+    let dir = scratch("warnings");
+    write(&dir, "schema.gate", SCHEMA);
+    write(&dir, "rules.gate", "permit view at host \"prod-sql-O1\";\n");
+    let dir = dir.to_str().unwrap_or_default();
+    assert_eq!(
+        flowgate(&["check", dir, "--now", NOW]).status.code(),
+        Some(0)
+    );
+    let denied = flowgate(&["check", dir, "--now", NOW, "--deny-warnings"]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(stdout(&denied).contains("warning[pattern-matches-nothing]"));
+}
+
+#[test]
+fn machine_formats_are_well_formed() {
+    let dir = scratch("formats");
+    write(&dir, "schema.gate", SCHEMA);
+    write(&dir, "rules.gate", "permit triger;\n");
+    let dir = dir.to_str().unwrap_or_default();
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&flowgate(&["check", dir, "--format", "json"]).stdout)
+            .unwrap_or_default();
+    assert_eq!(json["diagnostics"][0]["code"], "unknown-action");
+    assert_eq!(json["diagnostics"][0]["location"]["line"], 1);
+    assert_eq!(json["diagnostics"][0]["location"]["column"], 8);
+
+    let sarif: serde_json::Value =
+        serde_json::from_slice(&flowgate(&["check", dir, "--format", "sarif"]).stdout)
+            .unwrap_or_default();
+    assert_eq!(sarif["version"], "2.1.0");
+    let result = &sarif["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "unknown-action");
+    assert_eq!(result["level"], "error");
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["region"]["startColumn"],
+        8
+    );
+    assert_eq!(
+        sarif["runs"][0]["tool"]["driver"]["rules"][0]["id"],
+        "unknown-action"
+    );
+
+    let github = stdout(&flowgate(&["check", dir, "--format", "github"]));
+    assert!(github.starts_with("::error file="), "{github}");
+    assert!(github.contains("rules.gate,line=1,col=8,endLine=1,endColumn=14,title=unknown-action::unknown action `triger`"), "{github}");
+}
+
+#[test]
+fn io_problems_exit_two() {
+    let empty = scratch("no-gate-files");
+    write(&empty, "notes.txt", "nothing here");
+    let output = flowgate(&["check", empty.to_str().unwrap_or_default()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no `.gate` files found"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = flowgate(&["check", "/nonexistent/policies"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no such file or directory"),
+        "{}",
+        stderr(&output)
+    );
+
+    let dangling = scratch("unreadable");
+    write(&dangling, "schema.gate", SCHEMA);
+    #[cfg(unix)]
+    let _ = std::os::unix::fs::symlink(
+        dangling.join("missing-target"),
+        dangling.join("broken.gate"),
+    );
+    let output = flowgate(&["check", dangling.to_str().unwrap_or_default()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("broken.gate: cannot read"),
+        "{}",
+        stderr(&output)
+    );
+
+    assert_eq!(
+        flowgate(&["check", "--format", "yaml"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        flowgate(&["check", "--now", "yesterday"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn fmt_rewrites_keeps_comments_and_refuses_broken_files() {
+    let dir = scratch("fmt");
+    let messy = write(
+        &dir,
+        "rules.gate",
+        "// lead\n@id(\"a\")   permit view   to group \"g\" // trailing\n  on dag \"x\";\n",
+    );
+    let output = flowgate(&["fmt", "--check", dir.to_str().unwrap_or_default()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("rules.gate"));
+
+    assert_eq!(
+        flowgate(&["fmt", dir.to_str().unwrap_or_default()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let formatted = std::fs::read_to_string(&messy).unwrap_or_default();
+    assert_eq!(
+        formatted,
+        "// lead\n@id(\"a\")\npermit view\n  to group \"g\" // trailing\n  on dag \"x\";\n"
+    );
+    assert_eq!(
+        flowgate(&["fmt", "--check", dir.to_str().unwrap_or_default()])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    let broken_text = "permit view on dag \"x\"\npermit trigger;;\n";
+    let broken = write(&dir, "broken.gate", broken_text);
+    let output = flowgate(&["fmt", broken.to_str().unwrap_or_default()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("broken.gate:1:23"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&broken).unwrap_or_default(),
+        broken_text,
+        "a broken file is never rewritten"
+    );
+}
