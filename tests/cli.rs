@@ -1,5 +1,13 @@
 //! End-to-end tests of the `flowgate` binary on real directories.
 
+#![allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly by design"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

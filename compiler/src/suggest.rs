@@ -2,7 +2,7 @@
 
 /// The candidate closest to `word`, if it is close enough to be a plausible typo.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() + 2) / 3;
+    let limit = word.chars().count().div_ceil(3);
     let limit = limit.max(1);
     candidates
         .into_iter()

@@ -1,5 +1,13 @@
 //! Hostile and broken input: every case gets a clear diagnostic at a place, never a panic.
 
+#![allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly by design"
+)]
+
 use compiler::diag::Code;
 use compiler::source::SourceSet;
 use compiler::{CheckOptions, analyze};

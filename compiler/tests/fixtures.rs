@@ -2,6 +2,14 @@
 //! `check/ok` files must give no errors, `check/err` and `parse/err` files at least one
 //! diagnostic; every rendering is snapshotted and was read by hand before acceptance.
 
+#![allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly by design"
+)]
+
 use std::path::Path;
 
 use compiler::diag::{Code, ColorChoice, render_human};

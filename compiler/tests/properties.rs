@@ -1,6 +1,14 @@
 //! Property tests: the formatter is idempotent and preserves the tree and every comment;
 //! the parser and checker never panic, whatever bytes or tokens they are fed.
 
+#![allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly by design"
+)]
+
 use compiler::source::SourceSet;
 use compiler::{CheckOptions, analyze};
 use proptest::prelude::*;
@@ -201,10 +209,9 @@ proptest! {
         sources.add("soup.gate", text.clone());
         let analysis = analyze(&sources, &CheckOptions::at(0));
         // A file that checks must also format without losing its tree.
-        if !analysis.has_errors() {
-            if let Some(original) = shape(&text) {
+        if !analysis.has_errors()
+            && let Some(original) = shape(&text) {
                 prop_assert_eq!(shape(&format(&text)), Some(original));
             }
-        }
     }
 }

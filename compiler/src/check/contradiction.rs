@@ -15,15 +15,15 @@ pub(crate) fn warn_if_never_matches(
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     let mut groups: Vec<(Span, Vec<&Cond>)> = Vec::new();
-    if let (Some(ast_dag), Some(dag)) = (&rule.dag, &checked.dag) {
-        if let (Some(expr), Some(filter)) = (&ast_dag.filter, &dag.filter) {
-            groups.push((expr.span, vec![filter]));
-        }
+    if let (Some(ast_dag), Some(dag)) = (&rule.dag, &checked.dag)
+        && let (Some(expr), Some(filter)) = (&ast_dag.filter, &dag.filter)
+    {
+        groups.push((expr.span, vec![filter]));
     }
-    if let (Some(ast_host), Some(host)) = (&rule.host, &checked.host) {
-        if let (Some(expr), Some(filter)) = (&ast_host.filter, &host.filter) {
-            groups.push((expr.span, vec![filter]));
-        }
+    if let (Some(ast_host), Some(host)) = (&rule.host, &checked.host)
+        && let (Some(expr), Some(filter)) = (&ast_host.filter, &host.filter)
+    {
+        groups.push((expr.span, vec![filter]));
     }
     if let (Some(first), Some(last)) = (rule.conditions.first(), rule.conditions.last()) {
         groups.push((
@@ -174,10 +174,10 @@ fn tighten_high(bound: &mut Bounds, number: i64, inclusive: bool) {
 fn is_empty(bound: &Bounds) -> bool {
     let low = bound.low.map(|(low, _)| low);
     let high = bound.high.map(|(high, _)| high);
-    if let (Some(low), Some(high)) = (low, high) {
-        if low > high {
-            return true;
-        }
+    if let (Some(low), Some(high)) = (low, high)
+        && low > high
+    {
+        return true;
     }
     let Some(allowed) = &bound.allowed else {
         return false;

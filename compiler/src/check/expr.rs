@@ -441,22 +441,22 @@ impl ExprChecker<'_> {
         expected: Option<&Type>,
         facts: &Facts,
     ) -> Option<(Term, Type)> {
-        if let Scope::Where(kind) = self.scope {
-            if self.schema.attribute(kind, word).is_some() {
-                return self.attribute(kind, word, span, facts);
-            }
+        if let Scope::Where(kind) = self.scope
+            && self.schema.attribute(kind, word).is_some()
+        {
+            return self.attribute(kind, word, span, facts);
         }
-        if let Some(entity) = EntityKind::from_keyword(word) {
-            if !matches!(self.scope, Scope::Literal { .. }) {
-                self.error(
-                    Code::TypeMismatch,
-                    span,
-                    format!("`{word}` is an entity, not a value"),
-                )
-                .help = Some(format!("name one of its attributes, such as `{word}.id`"));
-                let _ = entity;
-                return None;
-            }
+        if let Some(entity) = EntityKind::from_keyword(word)
+            && !matches!(self.scope, Scope::Literal { .. })
+        {
+            self.error(
+                Code::TypeMismatch,
+                span,
+                format!("`{word}` is an entity, not a value"),
+            )
+            .help = Some(format!("name one of its attributes, such as `{word}.id`"));
+            let _ = entity;
+            return None;
         }
         match expected {
             Some(Type::Enum(id)) => self.enum_value(*id, word, span),
@@ -596,22 +596,22 @@ impl ExprChecker<'_> {
             );
             return None;
         }
-        if let Scope::Where(kind) = self.scope {
-            if kind != entity {
-                let diagnostic = self.error(
-                    Code::UnknownAttribute,
-                    expr.span,
-                    format!(
-                        "a `where` on `{}` can only test the {}'s own attributes",
-                        kind.keyword(),
-                        kind.keyword()
-                    ),
-                );
-                diagnostic.help = Some(String::from(
-                    "move this test into the rule's `when` condition",
-                ));
-                return None;
-            }
+        if let Scope::Where(kind) = self.scope
+            && kind != entity
+        {
+            let diagnostic = self.error(
+                Code::UnknownAttribute,
+                expr.span,
+                format!(
+                    "a `where` on `{}` can only test the {}'s own attributes",
+                    kind.keyword(),
+                    kind.keyword()
+                ),
+            );
+            diagnostic.help = Some(String::from(
+                "move this test into the rule's `when` condition",
+            ));
+            return None;
         }
         let (first, rest) = attr_names.split_first()?;
         let (term, ty) = self.attribute(entity, &first.text, first.span, facts)?;

@@ -163,18 +163,17 @@ pub fn analyze(sources: &SourceSet, options: &CheckOptions) -> Analysis {
                     .annotations
                     .iter()
                     .find(|annotation| annotation.key.text == "id")
+                    && let Some(value) = &annotation.value
                 {
-                    if let Some(value) = &annotation.value {
-                        if let Some(first) = ids.get(&value.value) {
-                            diagnostics.push(
+                    if let Some(first) = ids.get(&value.value) {
+                        diagnostics.push(
                                 Diagnostic::error(Code::DuplicateId, value.span, format!("rule id `{}` is used twice", value.value))
                                     .with_label("used again here")
                                     .with_secondary(*first, "first used here")
                                     .with_help("every `@id` names one rule, so decisions and audit logs stay unambiguous"),
                             );
-                        } else {
-                            ids.insert(value.value.clone(), value.span);
-                        }
+                    } else {
+                        ids.insert(value.value.clone(), value.span);
                     }
                 }
                 if let Some(rule) = rules::check_rule(&ctx, rule, &mut diagnostics) {

@@ -167,20 +167,19 @@ fn annotations(
             }
             _ => {}
         }
-        if key == "id" {
-            if let Some(text) = &value {
-                if text.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
-                    diagnostics.push(
-                        Diagnostic::error(
-                            Code::InvalidAnnotation,
-                            annotation.span,
-                            "`@id` cannot contain spaces",
-                        )
-                        .with_help("use kebab-case, such as `etl-operators`"),
-                    );
-                    continue;
-                }
-            }
+        if key == "id"
+            && let Some(text) = &value
+            && text.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            diagnostics.push(
+                Diagnostic::error(
+                    Code::InvalidAnnotation,
+                    annotation.span,
+                    "`@id` cannot contain spaces",
+                )
+                .with_help("use kebab-case, such as `etl-operators`"),
+            );
+            continue;
         }
         if key == "expires" {
             let (Some(text), Some(value_span)) =
@@ -308,10 +307,10 @@ fn warn_if_matches_nothing(
         span,
         format!("{pattern} matches no {} in the inventory", kind.keyword()),
     );
-    if let IdPattern::Exact(text) = pattern {
-        if let Some(suggestion) = suggest::closest(text, ids.iter().copied()) {
-            diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
-        }
+    if let IdPattern::Exact(text) = pattern
+        && let Some(suggestion) = suggest::closest(text, ids.iter().copied())
+    {
+        diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
     }
     if diagnostic.help.is_none() {
         diagnostic = diagnostic.with_help(format!(

@@ -22,6 +22,10 @@ pub struct File {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per declaration; boxing rules would only add noise"
+)]
 pub enum Item {
     Enum(EnumDecl),
     Entity(EntityDecl),

@@ -147,7 +147,7 @@ impl<'a> Parser<'a> {
         match token.kind {
             TokenKind::Ident => format!("`{}`", self.text_of(token)),
             TokenKind::Eof | TokenKind::Error => token.kind.describe().to_owned(),
-            _ => format!("{}", token.kind.describe()),
+            _ => token.kind.describe().to_string(),
         }
     }
 
