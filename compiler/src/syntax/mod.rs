@@ -7,5 +7,5 @@ mod parser;
 mod token;
 
 pub use lexer::{Lexed, lex};
-pub use parser::{MAX_NESTING, Parsed, parse};
+pub use parser::{KEYWORDS, MAX_NESTING, Parsed, parse};
 pub use token::{Comment, Token, TokenKind};
