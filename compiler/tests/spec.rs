@@ -1,14 +1,20 @@
 //! Keeps `spec/` true to the code: a page per diagnostic code, examples that parse, check
 //! and produce the codes they document, and a grammar that names the parser's keywords.
 
-#![allow(clippy::panic, clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly by design")]
+#![allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly by design"
+)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use compiler::diag::Code;
 use compiler::source::SourceSet;
-use compiler::{analyze, CheckOptions};
+use compiler::{CheckOptions, analyze};
 
 const PRELUDE: &str = include_str!("data/prelude.gate");
 
@@ -17,7 +23,8 @@ fn spec_dir() -> PathBuf {
 }
 
 fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
 }
 
 /// The bodies of the fenced blocks with the given info string.
@@ -47,9 +54,18 @@ fn every_code_has_exactly_one_page() {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.strip_suffix(".md").map(str::to_owned))
+        .filter_map(|entry| {
+            entry
+                .file_name()
+                .to_str()?
+                .strip_suffix(".md")
+                .map(str::to_owned)
+        })
         .collect();
-    let codes: BTreeSet<String> = Code::ALL.iter().map(|code| code.as_str().to_owned()).collect();
+    let codes: BTreeSet<String> = Code::ALL
+        .iter()
+        .map(|code| code.as_str().to_owned())
+        .collect();
     assert_eq!(pages, codes);
 }
 
@@ -64,7 +80,10 @@ fn diagnostic_examples_produce_their_code() {
             let now = compiler::time::parse_rfc3339("2026-11-22T12:00:00Z").unwrap_or_default();
             let analysis = analyze(&sources, &CheckOptions::at(now));
             assert!(
-                analysis.diagnostics.iter().any(|diagnostic| diagnostic.code == *code),
+                analysis
+                    .diagnostics
+                    .iter()
+                    .any(|diagnostic| diagnostic.code == *code),
                 "the example on the `{}` page does not produce it:\n{example}",
                 code.as_str()
             );
@@ -82,7 +101,15 @@ fn language_examples_check_together() {
         sources.add(format!("example-{index}.gate"), example.clone());
     }
     let analysis = analyze(&sources, &CheckOptions::at(0));
-    assert!(!analysis.has_errors(), "{}", compiler::diag::render_human(&sources, &analysis.diagnostics, compiler::diag::ColorChoice::Plain));
+    assert!(
+        !analysis.has_errors(),
+        "{}",
+        compiler::diag::render_human(
+            &sources,
+            &analysis.diagnostics,
+            compiler::diag::ColorChoice::Plain
+        )
+    );
 }
 
 #[test]

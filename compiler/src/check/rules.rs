@@ -295,20 +295,29 @@ fn warn_if_matches_nothing(
     pattern: &IdPattern,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let ids: Vec<&str> = match kind {
-        EntityKind::Dag => ctx.inventory.dags.keys().map(String::as_str).collect(),
-        _ => ctx.inventory.hosts.keys().map(String::as_str).collect(),
+    let entities = match kind {
+        EntityKind::Dag => &ctx.inventory.dags,
+        _ => &ctx.inventory.hosts,
     };
-    if ids.is_empty() || ids.iter().any(|id| pattern.matches(id)) {
+    let matches_some = match pattern {
+        IdPattern::Exact(id) => entities.contains_key(id),
+        IdPattern::Prefix { prefix, .. } => entities
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(id, _)| id.starts_with(prefix.as_str())),
+        _ => entities.keys().any(|id| pattern.matches(id)),
+    };
+    if entities.is_empty() || matches_some {
         return;
     }
+    let ids = entities.keys().map(String::as_str);
     let mut diagnostic = Diagnostic::warning(
         Code::PatternMatchesNothing,
         span,
         format!("{pattern} matches no {} in the inventory", kind.keyword()),
     );
     if let IdPattern::Exact(text) = pattern
-        && let Some(suggestion) = suggest::closest(text, ids.iter().copied())
+        && let Some(suggestion) = suggest::closest(text, ids)
     {
         diagnostic = diagnostic.with_help(format!("did you mean `{suggestion}`?"));
     }

@@ -65,8 +65,9 @@ struct Parser<'a> {
 /// Every word the parser reads as a keyword somewhere; `spec/language.md`'s grammar must
 /// name exactly these (a test keeps the two in step).
 pub const KEYWORDS: &[&str] = &[
-    "action", "actions", "allow", "at", "by", "context", "dag", "deny", "enum", "expect", "false", "forbid", "groups",
-    "has", "host", "in", "on", "permit", "Set", "test", "to", "true", "unless", "when", "where", "with",
+    "action", "actions", "allow", "at", "by", "context", "dag", "deny", "enum", "expect", "false",
+    "forbid", "groups", "has", "host", "in", "on", "permit", "Set", "test", "to", "true", "unless",
+    "when", "where", "with",
 ];
 
 const ITEM_KEYWORDS: &[&str] = &[
