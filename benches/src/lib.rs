@@ -29,7 +29,7 @@ pub fn estate(rules: usize, dags: usize, hosts: usize) -> String {
     out.push_str("principal { mfa: Bool }\ndag { owner: String, tags: Set<String> }\nhost { env: Env, os: String }\ncontext { ticket: String? }\n");
     out.push_str("actions { trigger, clear, pause, unpause, view, view_logs, edit, delete }\naction operate = { trigger, clear, pause, unpause }\n");
     for index in 0..dags {
-        let area = AREAS[index % AREAS.len()];
+        let area = cycle(&AREAS, index);
         let pii = if rng.next(5) == 0 { ", \"pii\"" } else { "" };
         let _ = writeln!(
             out,
@@ -38,7 +38,7 @@ pub fn estate(rules: usize, dags: usize, hosts: usize) -> String {
         );
     }
     for index in 0..hosts {
-        let env = ENVS[index % ENVS.len()];
+        let env = cycle(&ENVS, index);
         let _ = writeln!(
             out,
             "host \"{env}-host-{index:03}\" {{ env: {env}, os: \"windows\" }}"
@@ -47,7 +47,7 @@ pub fn estate(rules: usize, dags: usize, hosts: usize) -> String {
     for index in 0..rules {
         let group = rng.next(200);
         let dag = rng.next(dags);
-        let area = AREAS[dag % AREAS.len()];
+        let area = cycle(&AREAS, dag);
         let dag_pattern = if rng.next(2) == 0 {
             format!("\"{area}_*\"")
         } else {
@@ -59,7 +59,7 @@ pub fn estate(rules: usize, dags: usize, hosts: usize) -> String {
                 "@id(\"rule-{index}\")\nforbid trigger on dag where \"pii\" in tags at host where env == prod unless principal.mfa;"
             );
         } else {
-            let env = ENVS[rng.next(ENVS.len())];
+            let env = cycle(&ENVS, rng.next(ENVS.len()));
             let _ = writeln!(
                 out,
                 "@id(\"rule-{index}\")\npermit operate, view\n  to group \"group-{group}\"\n  on dag {dag_pattern}\n  at host where env == {env};"
