@@ -68,3 +68,8 @@ pub fn estate(rules: usize, dags: usize, hosts: usize) -> String {
     }
     out
 }
+
+/// The element at `index` modulo the length: generated names cycle through a fixed list.
+fn cycle<'a>(list: &[&'a str], index: usize) -> &'a str {
+    list.get(index % list.len().max(1)).copied().unwrap_or_default()
+}
