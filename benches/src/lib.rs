@@ -71,5 +71,7 @@ pub fn estate(rules: usize, dags: usize, hosts: usize) -> String {
 
 /// The element at `index` modulo the length: generated names cycle through a fixed list.
 fn cycle<'a>(list: &[&'a str], index: usize) -> &'a str {
-    list.get(index % list.len().max(1)).copied().unwrap_or_default()
+    list.get(index % list.len().max(1))
+        .copied()
+        .unwrap_or_default()
 }
