@@ -38,6 +38,11 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A path as a command-line argument; test paths are always UTF-8.
+fn arg(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text)
@@ -81,7 +86,7 @@ fn errors_exit_one_with_file_line_and_column() {
         "rules.gate",
         "permit trigger at host where env == prd;\n",
     );
-    let output = flowgate(&["check", dir.to_str().unwrap_or_default(), "--now", NOW]);
+    let output = flowgate(&["check", arg(&dir), "--now", NOW]);
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
     assert!(text.contains("error[unknown-enum-value]"), "{text}");
@@ -94,7 +99,7 @@ fn warnings_pass_unless_denied() {
     let dir = scratch("warnings");
     write(&dir, "schema.gate", SCHEMA);
     write(&dir, "rules.gate", "permit view at host \"prod-sql-O1\";\n");
-    let dir = dir.to_str().unwrap_or_default();
+    let dir = arg(&dir);
     assert_eq!(
         flowgate(&["check", dir, "--now", NOW]).status.code(),
         Some(0)
@@ -109,7 +114,7 @@ fn machine_formats_are_well_formed() {
     let dir = scratch("formats");
     write(&dir, "schema.gate", SCHEMA);
     write(&dir, "rules.gate", "permit triger;\n");
-    let dir = dir.to_str().unwrap_or_default();
+    let dir = arg(&dir);
 
     let json: serde_json::Value =
         serde_json::from_slice(&flowgate(&["check", dir, "--format", "json"]).stdout)
@@ -143,7 +148,7 @@ fn machine_formats_are_well_formed() {
 fn io_problems_exit_two() {
     let empty = scratch("no-gate-files");
     write(&empty, "notes.txt", "nothing here");
-    let output = flowgate(&["check", empty.to_str().unwrap_or_default()]);
+    let output = flowgate(&["check", arg(&empty)]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("no `.gate` files found"),
@@ -166,7 +171,7 @@ fn io_problems_exit_two() {
         dangling.join("missing-target"),
         dangling.join("broken.gate"),
     );
-    let output = flowgate(&["check", dangling.to_str().unwrap_or_default()]);
+    let output = flowgate(&["check", arg(&dangling)]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("broken.gate: cannot read"),
@@ -192,31 +197,24 @@ fn fmt_rewrites_keeps_comments_and_refuses_broken_files() {
         "rules.gate",
         "// lead\n@id(\"a\")   permit view   to group \"g\" // trailing\n  on dag \"x\";\n",
     );
-    let output = flowgate(&["fmt", "--check", dir.to_str().unwrap_or_default()]);
+    let output = flowgate(&["fmt", "--check", arg(&dir)]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stdout(&output).contains("rules.gate"));
 
-    assert_eq!(
-        flowgate(&["fmt", dir.to_str().unwrap_or_default()])
-            .status
-            .code(),
-        Some(0)
-    );
+    assert_eq!(flowgate(&["fmt", arg(&dir)]).status.code(), Some(0));
     let formatted = std::fs::read_to_string(&messy).unwrap_or_default();
     assert_eq!(
         formatted,
         "// lead\n@id(\"a\")\npermit view\n  to group \"g\" // trailing\n  on dag \"x\";\n"
     );
     assert_eq!(
-        flowgate(&["fmt", "--check", dir.to_str().unwrap_or_default()])
-            .status
-            .code(),
+        flowgate(&["fmt", "--check", arg(&dir)]).status.code(),
         Some(0)
     );
 
     let broken_text = "permit view on dag \"x\"\npermit trigger;;\n";
     let broken = write(&dir, "broken.gate", broken_text);
-    let output = flowgate(&["fmt", broken.to_str().unwrap_or_default()]);
+    let output = flowgate(&["fmt", arg(&broken)]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("broken.gate:1:23"),

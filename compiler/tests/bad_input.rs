@@ -8,15 +8,13 @@
     reason = "tests fail loudly by design"
 )]
 
+mod common;
+
 use compiler::diag::Code;
-use compiler::source::SourceSet;
 use compiler::{CheckOptions, analyze};
 
-const PRELUDE: &str = include_str!("data/prelude.gate");
-
 fn codes_for(name: &str, text: &str) -> Vec<(Code, String)> {
-    let mut sources = SourceSet::new();
-    sources.add("prelude.gate", PRELUDE);
+    let mut sources = common::with_prelude();
     sources.add(name, text);
     let analysis = analyze(&sources, &CheckOptions::at(0));
     analysis
@@ -129,8 +127,7 @@ fn a_ten_megabyte_file_is_checked_in_full() {
 
 #[test]
 fn invalid_utf8_points_at_the_first_bad_byte() {
-    let mut sources = SourceSet::new();
-    sources.add("prelude.gate", PRELUDE);
+    let mut sources = common::with_prelude();
     sources.add_bytes("bad.gate", b"permit view;\n// \xff\xfe\n");
     let analysis = analyze(&sources, &CheckOptions::at(0));
     let first = analysis.diagnostics.first();
@@ -149,8 +146,7 @@ fn invalid_utf8_points_at_the_first_bad_byte() {
 
 #[test]
 fn a_set_that_checks_carries_typed_rules() {
-    let mut sources = SourceSet::new();
-    sources.add("prelude.gate", PRELUDE);
+    let mut sources = common::with_prelude();
     sources.add(
         "rules.gate",
         "@id(\"a\") permit operate to group \"g\" on dag \"etl_*\" at host \"PROD-SQL-01.\";\n",

@@ -10,18 +10,13 @@
     reason = "tests fail loudly by design"
 )]
 
+mod common;
+
 use std::path::Path;
 
+use compiler::analyze;
 use compiler::diag::{Code, ColorChoice, render_human};
 use compiler::source::SourceSet;
-use compiler::{CheckOptions, analyze};
-
-const NOW: &str = "2026-11-22T12:00:00Z";
-const PRELUDE: &str = include_str!("data/prelude.gate");
-
-fn options() -> CheckOptions {
-    CheckOptions::at(compiler::time::parse_rfc3339(NOW).unwrap_or_default())
-}
 
 /// Splits a fixture at `// file: name` lines into several files, and adds the shared
 /// prelude unless the fixture starts with `// no-prelude`.
@@ -34,7 +29,7 @@ fn sources_for(path: &Path) -> SourceSet {
         .to_owned();
     let mut sources = SourceSet::new();
     if !text.starts_with("// no-prelude") {
-        sources.add("prelude.gate", PRELUDE);
+        sources.add("prelude.gate", common::PRELUDE);
     }
     if !text.contains("// file: ") {
         sources.add(name, text);
@@ -59,7 +54,7 @@ fn sources_for(path: &Path) -> SourceSet {
 
 fn render(path: &Path) -> (String, bool, bool) {
     let sources = sources_for(path);
-    let analysis = analyze(&sources, &options());
+    let analysis = analyze(&sources, &common::options());
     let rendered = render_human(&sources, &analysis.diagnostics, ColorChoice::Plain);
     (
         rendered,
@@ -135,10 +130,9 @@ fn every_code_has_a_fixture_that_shows_it() {
 }
 
 fn invalid_utf8_rendering() -> String {
-    let mut sources = SourceSet::new();
-    sources.add("prelude.gate", PRELUDE);
+    let mut sources = common::with_prelude();
     sources.add_bytes("latin1.gate", b"// caf\xe9\npermit view;\n");
-    let analysis = analyze(&sources, &options());
+    let analysis = analyze(&sources, &common::options());
     render_human(&sources, &analysis.diagnostics, ColorChoice::Plain)
 }
 

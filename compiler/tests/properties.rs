@@ -9,12 +9,12 @@
     reason = "tests fail loudly by design"
 )]
 
+mod common;
+
 use compiler::source::SourceSet;
 use compiler::{CheckOptions, analyze};
 use proptest::prelude::*;
 use regex::Regex;
-
-const PRELUDE: &str = include_str!("data/prelude.gate");
 
 /// The tree's debug form with every span erased, so trees compare "up to spans".
 fn shape(text: &str) -> Option<String> {
@@ -189,8 +189,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
-        let mut sources = SourceSet::new();
-        sources.add("prelude.gate", PRELUDE);
+        let mut sources = common::with_prelude();
         sources.add_bytes("fuzz.gate", &bytes);
         sources.add_bytes("fuzz.json", &bytes);
         let _ = analyze(&sources, &CheckOptions::at(0));
@@ -204,8 +203,7 @@ proptest! {
         "deny", "by", "groups", "with", "enum", "actions", "action", "=", "Set", "<", ">", "?", "42", "-", "\"[\"", "*", "\n",
     ]), 0..80)) {
         let text = tokens.join(" ");
-        let mut sources = SourceSet::new();
-        sources.add("prelude.gate", PRELUDE);
+        let mut sources = common::with_prelude();
         sources.add("soup.gate", text.clone());
         let analysis = analyze(&sources, &CheckOptions::at(0));
         // A file that checks must also format without losing its tree.

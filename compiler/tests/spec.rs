@@ -9,14 +9,14 @@
     reason = "tests fail loudly by design"
 )]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use compiler::diag::Code;
 use compiler::source::SourceSet;
 use compiler::{CheckOptions, analyze};
-
-const PRELUDE: &str = include_str!("data/prelude.gate");
 
 fn spec_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec")
@@ -74,11 +74,9 @@ fn diagnostic_examples_produce_their_code() {
     for code in Code::ALL {
         let page = read(&spec_dir().join(format!("diagnostics/{}.md", code.as_str())));
         for example in blocks(&page, "gate-error") {
-            let mut sources = SourceSet::new();
-            sources.add("prelude.gate", PRELUDE);
+            let mut sources = common::with_prelude();
             sources.add("example.gate", example.clone());
-            let now = compiler::time::parse_rfc3339("2026-11-22T12:00:00Z").unwrap_or_default();
-            let analysis = analyze(&sources, &CheckOptions::at(now));
+            let analysis = analyze(&sources, &common::options());
             assert!(
                 analysis
                     .diagnostics

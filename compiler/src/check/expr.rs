@@ -446,8 +446,7 @@ impl ExprChecker<'_> {
         {
             return self.attribute(kind, word, span, facts);
         }
-        if let Some(entity) = EntityKind::from_keyword(word)
-            && !matches!(self.scope, Scope::Literal { .. })
+        if EntityKind::from_keyword(word).is_some() && !matches!(self.scope, Scope::Literal { .. })
         {
             self.error(
                 Code::TypeMismatch,
@@ -455,7 +454,6 @@ impl ExprChecker<'_> {
                 format!("`{word}` is an entity, not a value"),
             )
             .help = Some(format!("name one of its attributes, such as `{word}.id`"));
-            let _ = entity;
             return None;
         }
         match expected {
@@ -569,7 +567,7 @@ impl ExprChecker<'_> {
                 None => match self.scope {
                     Scope::Where(kind) if self.schema.attribute(kind, root).is_some() => {
                         let (term, ty) = self.attribute(kind, root, cursor.span, facts)?;
-                        return self.time_part(term, ty, &chain, cursor.span);
+                        return self.time_part(term, ty, &chain);
                     }
                     _ => {
                         let listed = "`principal`, `dag`, `host` or `context`";
@@ -615,8 +613,7 @@ impl ExprChecker<'_> {
         }
         let (first, rest) = attr_names.split_first()?;
         let (term, ty) = self.attribute(entity, &first.text, first.span, facts)?;
-        let span = cursor.span.to(first.span);
-        self.time_part(term, ty, rest, span)
+        self.time_part(term, ty, rest)
     }
 
     fn time_part(
@@ -624,7 +621,6 @@ impl ExprChecker<'_> {
         term: Term,
         ty: Type,
         rest: &[&crate::syntax::ast::Name],
-        span: Span,
     ) -> Option<(Term, Type)> {
         let Some((part_name, beyond)) = rest.split_first() else {
             return Some((term, ty));
@@ -666,7 +662,6 @@ impl ExprChecker<'_> {
             );
             return None;
         }
-        let _ = span;
         let part_ty = match part {
             TimePart::Hour | TimePart::Minute => Type::Int,
             TimePart::Weekday => Type::Enum(WEEKDAY_ENUM),

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::expr::{ExprChecker, Scope};
+use super::values::literal_attribute;
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{Entity, EntityKind, Inventory, Schema, Term, normalize_host};
+use crate::ir::{Entity, EntityKind, Inventory, Schema, normalize_host};
 use crate::resolve::unknown_entity_kind;
 use crate::source::Span;
 use crate::syntax::ast::InventoryEntry;
@@ -75,14 +75,9 @@ pub(crate) fn check_inventory(
         first_seen.insert((kind, id.clone()), entry.id.span);
         let mut attrs = BTreeMap::new();
         let mut attr_spans: BTreeMap<&str, Span> = BTreeMap::new();
-        let mut checker = ExprChecker {
-            schema,
-            scope: Scope::Literal { json: *json },
-            diagnostics,
-        };
         for init in &entry.attrs {
             if let Some(first) = attr_spans.get(init.name.text.as_str()) {
-                checker.diagnostics.push(
+                diagnostics.push(
                     Diagnostic::error(
                         Code::DuplicateDeclaration,
                         init.name.span,
@@ -95,7 +90,7 @@ pub(crate) fn check_inventory(
             attr_spans.insert(&init.name.text, init.name.span);
             let Some(def) = schema.attribute(kind, &init.name.text) else {
                 super::unknown_attribute_in(
-                    checker.diagnostics,
+                    diagnostics,
                     schema,
                     kind,
                     &init.name.text,
@@ -104,7 +99,7 @@ pub(crate) fn check_inventory(
                 continue;
             };
             if def.builtin {
-                checker.diagnostics.push(Diagnostic::error(
+                diagnostics.push(Diagnostic::error(
                     Code::TypeMismatch,
                     init.name.span,
                     format!(
@@ -114,31 +109,9 @@ pub(crate) fn check_inventory(
                 ));
                 continue;
             }
-            let Some((Term::Literal(value), ty)) =
-                checker.term(&init.value, Some(&def.ty), &Default::default())
-            else {
+            let Some(value) = literal_attribute(schema, kind, def, init, *json, diagnostics) else {
                 continue;
             };
-            if ty != def.ty {
-                let expected = schema.display_type(&def.ty);
-                let found = schema.display_type(&ty);
-                let mut diagnostic = Diagnostic::error(
-                    Code::TypeMismatch,
-                    init.value.span,
-                    format!(
-                        "`{}.{}` is `{expected}`, found `{found}`",
-                        kind.keyword(),
-                        init.name.text
-                    ),
-                );
-                if let (crate::ir::Type::Set(_), false) =
-                    (&def.ty, matches!(ty, crate::ir::Type::Set(_)))
-                {
-                    diagnostic = diagnostic.with_help("write a set in braces: `{\"a\", \"b\"}`");
-                }
-                checker.diagnostics.push(diagnostic);
-                continue;
-            }
             attrs.insert(init.name.text.clone(), value);
         }
         let missing: Vec<&str> = schema

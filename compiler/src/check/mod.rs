@@ -8,6 +8,7 @@ mod inventory;
 mod patterns;
 mod rules;
 mod tests;
+mod values;
 
 use std::collections::BTreeMap;
 

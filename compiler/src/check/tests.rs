@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::expr::{ExprChecker, Scope};
+use super::values::literal_attribute;
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{self, EntityKind, PrincipalKind, Schema, Term, Value};
+use crate::ir::{self, EntityKind, PrincipalKind, Schema, Value};
 use crate::syntax::ast::{self, AttrInit, Outcome};
 
 pub(crate) fn check_test(
@@ -141,30 +141,9 @@ fn attributes(
             ));
             continue;
         }
-        let mut checker = ExprChecker {
-            schema,
-            scope: Scope::Literal { json: false },
-            diagnostics,
-        };
-        let Some((Term::Literal(value), ty)) =
-            checker.term(&init.value, Some(&def.ty), &Default::default())
-        else {
+        let Some(value) = literal_attribute(schema, kind, def, init, false, diagnostics) else {
             continue;
         };
-        if ty != def.ty {
-            let expected = schema.display_type(&def.ty);
-            let found = schema.display_type(&ty);
-            diagnostics.push(Diagnostic::error(
-                Code::TypeMismatch,
-                init.value.span,
-                format!(
-                    "`{}.{}` is `{expected}`, found `{found}`",
-                    kind.keyword(),
-                    init.name.text
-                ),
-            ));
-            continue;
-        }
         values.insert(init.name.text.clone(), value);
     }
     values

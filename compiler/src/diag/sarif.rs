@@ -64,7 +64,6 @@ pub fn render_sarif(sources: &SourceSet, diagnostics: &[Diagnostic], tool_versio
             "tool": { "driver": {
                 "name": "flowgate",
                 "version": tool_version,
-                "informationUri": "https://github.com/flowgate/flowgate",
                 "rules": rules,
             }},
             "columnKind": "unicodeCodePoints",

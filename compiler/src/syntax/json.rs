@@ -23,7 +23,7 @@ pub fn parse_inventory_json(file: FileId, text: &str) -> ParsedJson {
     };
     let mut diagnostics = Vec::new();
     let entries = match reader.document() {
-        Ok(value) => to_entries(file, value, &mut diagnostics),
+        Ok(value) => to_entries(value, &mut diagnostics),
         Err(error) => {
             diagnostics.push(error);
             Vec::new()
@@ -255,11 +255,7 @@ impl Reader<'_> {
     }
 }
 
-fn to_entries(
-    file: FileId,
-    document: Spanned,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<InventoryEntry> {
+fn to_entries(document: Spanned, diagnostics: &mut Vec<Diagnostic>) -> Vec<InventoryEntry> {
     let Json::Array(items) = document.value else {
         diagnostics.push(
             Diagnostic::error(
@@ -271,7 +267,6 @@ fn to_entries(
         );
         return Vec::new();
     };
-    let _ = file;
     items
         .into_iter()
         .filter_map(|item| to_entry(item, diagnostics))

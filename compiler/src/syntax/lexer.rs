@@ -178,56 +178,57 @@ impl Lexer<'_> {
     /// Strings end at the closing quote; a line break before it means the quote is missing.
     fn string(&mut self) {
         let start = self.pos;
-        self.pos += 1;
-        loop {
-            match self.peek(0) {
-                Some(b'"') => {
-                    self.pos += 1;
-                    self.push(TokenKind::Str, start);
-                    return;
-                }
-                Some(b'\\') => {
-                    self.pos += if self.peek(1).is_some_and(|b| b != b'\n') {
-                        2
-                    } else {
-                        1
-                    }
-                }
-                Some(b'\n') | None => {
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            Code::UnterminatedString,
-                            self.span(start),
-                            "unterminated string",
-                        )
-                        .with_label("this string has no closing `\"` on its line")
-                        .with_help("add the closing `\"`; strings cannot span lines"),
-                    );
-                    self.push(TokenKind::Error, start);
-                    return;
-                }
-                Some(_) => self.pos += 1,
-            }
+        if self.scan_to_closing(b'"') {
+            self.push(TokenKind::Str, start);
+            return;
         }
+        self.diagnostics.push(
+            Diagnostic::error(
+                Code::UnterminatedString,
+                self.span(start),
+                "unterminated string",
+            )
+            .with_label("this string has no closing `\"` on its line")
+            .with_help("add the closing `\"`; strings cannot span lines"),
+        );
+        self.push(TokenKind::Error, start);
     }
 
     /// `/pattern/` with an optional `i` flag; like strings, a regex stays on one line.
     fn regex(&mut self) {
         let start = self.pos;
+        if self.scan_to_closing(b'/') {
+            let flag_alone = !self
+                .peek(1)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if self.peek(0) == Some(b'i') && flag_alone {
+                self.pos += 1;
+            }
+            self.push(TokenKind::Regex, start);
+            return;
+        }
+        self.diagnostics.push(
+            Diagnostic::error(
+                Code::UnterminatedRegex,
+                self.span(start),
+                "unterminated regular expression",
+            )
+            .with_label("this pattern has no closing `/` on its line")
+            .with_help("end the pattern with `/`; write `\\/` for a literal slash"),
+        );
+        self.push(TokenKind::Error, start);
+    }
+
+    /// Moves past the opening delimiter and on to just after the closing one, honouring
+    /// backslash escapes. Returns false, stopped before the line break, when the line ends
+    /// first: literals never span lines, so one missing quote cannot swallow the file.
+    fn scan_to_closing(&mut self, delimiter: u8) -> bool {
         self.pos += 1;
         loop {
             match self.peek(0) {
-                Some(b'/') => {
+                Some(byte) if byte == delimiter => {
                     self.pos += 1;
-                    if self.peek(0) == Some(b'i')
-                        && !self
-                            .peek(1)
-                            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    {
-                        self.pos += 1;
-                    }
-                    self.push(TokenKind::Regex, start);
-                    return;
+                    return true;
                 }
                 Some(b'\\') => {
                     self.pos += if self.peek(1).is_some_and(|b| b != b'\n') {
@@ -236,19 +237,7 @@ impl Lexer<'_> {
                         1
                     }
                 }
-                Some(b'\n') | None => {
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            Code::UnterminatedRegex,
-                            self.span(start),
-                            "unterminated regular expression",
-                        )
-                        .with_label("this pattern has no closing `/` on its line")
-                        .with_help("end the pattern with `/`; write `\\/` for a literal slash"),
-                    );
-                    self.push(TokenKind::Error, start);
-                    return;
-                }
+                Some(b'\n') | None => return false,
                 Some(_) => self.pos += 1,
             }
         }
