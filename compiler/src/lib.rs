@@ -3,12 +3,15 @@
 
 pub mod check;
 pub mod diag;
+pub mod eval;
 pub mod fmt;
 pub mod ir;
+pub mod lower;
 mod resolve;
 pub mod source;
 pub mod suggest;
 pub mod syntax;
+pub mod table;
 pub mod time;
 
 pub use check::{Analysis, CheckOptions, analyze};

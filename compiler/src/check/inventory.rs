@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::values::literal_attribute;
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{Entity, EntityKind, Inventory, Schema, normalize_host};
+use crate::ir::{Entity, EntityKind, Inventory, Schema, Value, normalize_host};
 use crate::resolve::unknown_entity_kind;
 use crate::source::Span;
 use crate::syntax::ast::InventoryEntry;
@@ -149,6 +149,8 @@ pub(crate) fn check_inventory(
             );
             continue;
         }
+        // The built-in `id` is readable like any attribute; for hosts it is the normalised name.
+        attrs.insert(String::from("id"), Value::String(id.clone()));
         let entity = Entity {
             id: entry.id.value.clone(),
             attrs,
