@@ -1,7 +1,10 @@
 //! The `flowgate` command line: parses arguments and calls the crates.
 
 mod check;
+mod decide;
 mod fmt;
+mod load;
+mod run_tests;
 
 use std::process::ExitCode;
 
@@ -24,6 +27,12 @@ enum Command {
     Check(check::CheckArgs),
     /// Rewrite `.gate` files in the canonical layout.
     Fmt(fmt::FmtArgs),
+    /// Run the policy set's `test` blocks.
+    Test(run_tests::TestArgs),
+    /// Decide one request and print the answer as JSON.
+    Eval(decide::DecideArgs),
+    /// Decide one request and say why, with the nearest permits for a deny.
+    Explain(decide::DecideArgs),
 }
 
 /// Exit codes shared by every subcommand.
@@ -48,6 +57,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Fmt(args) => fmt::run(&args),
+        Command::Test(args) => run_tests::run(&args),
+        Command::Eval(args) => decide::run_eval(&args),
+        Command::Explain(args) => decide::run_explain(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

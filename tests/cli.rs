@@ -227,3 +227,146 @@ fn fmt_rewrites_keeps_comments_and_refuses_broken_files() {
         "a broken file is never rewritten"
     );
 }
+
+#[test]
+fn test_runs_every_expectation_with_coverage_json_and_junit() {
+    let junit = std::env::temp_dir().join(format!("flowgate-junit-{}.xml", std::process::id()));
+    let output = flowgate(&[
+        "test",
+        "policies",
+        "--now",
+        NOW,
+        "--coverage",
+        "--junit",
+        arg(&junit),
+    ]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(text.ends_with("50 passed, 0 failed\n"), "{text}");
+    assert!(
+        text.contains("coverage: 29 of 29 rules exercised by a test"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok    policies/tests.gate:4:3 data engineers may run ETL on staging only"),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    assert!(
+        xml.contains("<testsuites name=\"flowgate\" tests=\"50\" failures=\"0\">"),
+        "{xml}"
+    );
+
+    let json: serde_json::Value = serde_json::from_slice(
+        &flowgate(&["test", "policies", "--now", NOW, "--format", "json"]).stdout,
+    )
+    .unwrap_or_default();
+    assert_eq!(json["passed"], 50);
+    assert_eq!(
+        json["results"][0]["deciding"][0],
+        "data-eng-operate-nonprod"
+    );
+}
+
+#[test]
+fn failing_expectations_exit_one_and_say_why() {
+    let dir = scratch("failing-test");
+    write(&dir, "schema.gate", SCHEMA);
+    write(
+        &dir,
+        "rules.gate",
+        "@id(\"prod-view\") permit view at host where env == prod;\n\ntest \"t\" {\n  expect allow view by user \"a\" on dag \"d\" at host \"prod-sql-01\";\n  expect allow trigger by user \"a\" on dag \"d\" at host \"prod-sql-01\";\n}\n",
+    );
+    let junit = dir.join("junit.xml");
+    let output = flowgate(&["test", arg(&dir), "--now", NOW, "--junit", arg(&junit)]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains("FAIL  ") && text.contains("rules.gate:5:3"),
+        "{text}"
+    );
+    assert!(text.contains("got deny (no rule decided)"), "{text}");
+    assert!(text.ends_with("1 passed, 1 failed\n"), "{text}");
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    assert!(
+        xml.contains("<failure message=\"expected allow, got deny (no rule decided)\">"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn eval_answers_from_flags_and_from_json() {
+    let output = flowgate(&[
+        "eval",
+        "policies",
+        "--principal",
+        "carol",
+        "--groups",
+        "data-eng-prod",
+        "--action",
+        "trigger",
+        "--dag",
+        "etl_customers",
+        "--host",
+        "PROD-AF-WORKER-02.",
+        "--now",
+        NOW,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    assert_eq!(answer["decision"], "deny");
+    assert_eq!(answer["deciding"][0], "pii-needs-mfa");
+    assert_eq!(answer["missing"][0], "principal.mfa");
+
+    let dir = scratch("eval-json");
+    let request = write(
+        &dir,
+        "request.json",
+        r#"{"principal": {"id": "carol", "groups": ["data-eng-prod"], "mfa": true}, "action": "trigger", "dag": "etl_customers", "host": "prod-af-worker-02", "context": {"time": "2026-11-24T10:00:00Z"}}"#,
+    );
+    let answer: serde_json::Value =
+        serde_json::from_slice(&flowgate(&["eval", "policies", "--request", arg(&request)]).stdout)
+            .unwrap_or_default();
+    assert_eq!(answer["decision"], "allow");
+
+    let bad = write(
+        &dir,
+        "bad.json",
+        r#"{"principal": {"id": "carol", "mfa": "yes"}, "action": "trigger"}"#,
+    );
+    let output = flowgate(&["eval", "policies", "--request", arg(&bad)]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("bad request at `/principal/mfa`: expected Bool"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn explain_names_the_nearest_permit_and_what_failed() {
+    let output = flowgate(&[
+        "explain",
+        "policies",
+        "--principal",
+        "alice",
+        "--groups",
+        "data-eng",
+        "--action",
+        "trigger",
+        "--dag",
+        "etl_daily",
+        "--host",
+        "prod-af-worker-01",
+        "--now",
+        NOW,
+        "--format",
+        "human",
+    ]);
+    let text = stdout(&output);
+    assert!(text.starts_with("deny\n"), "{text}");
+    assert!(
+        text.contains("`data-eng-operate-nonprod`: host `prod-af-worker-01` has env `prod`, rule wants `dev` or `staging`"),
+        "{text}"
+    );
+}

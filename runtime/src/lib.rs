@@ -1,6 +1,12 @@
-//! What the command line, the sidecar and embedders share at the edge of the pure
-//! compiler: reading a policy directory from disk.
+//! Flowgate's engine, for the command line, the sidecar and embedders: load a policy
+//! directory, decide requests, run the policy set's tests. IO lives here, at the edge of
+//! the pure compiler.
 
+mod engine;
+mod git;
 mod policy_dir;
+pub mod testing;
+pub mod wire;
 
+pub use engine::{Engine, EngineError, EngineOptions, PolicyVersion, UnlistedEntities};
 pub use policy_dir::{LoadError, PolicyFiles, read_policy_dir, read_policy_paths};

@@ -65,6 +65,14 @@ impl<'a> Env<'a> {
         }
     }
 
+    /// The value of an attribute, when the request or inventory has it.
+    pub fn value(&self, path: &AttrPath) -> Option<&'a Value> {
+        match self.lookup(path) {
+            Lookup::Present(value) => Some(value),
+            Lookup::Absent | Lookup::Unknown => None,
+        }
+    }
+
     fn is_absent_entity(&self, entity: EntityKind) -> bool {
         match entity {
             EntityKind::Dag => matches!(self.dag, EntityState::Absent),

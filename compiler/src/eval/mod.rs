@@ -3,11 +3,13 @@
 //! with the reference evaluator on every request; property tests hold it to that.
 
 mod cond;
+mod explain;
 mod reference;
 mod request;
 
 pub use cond::{EntityState, Env, Truth, eval_cond};
-pub use reference::decide_reference;
+pub use explain::{Explanation, NearMiss, describe, explain};
+pub use reference::{decide_reference, rule_truths};
 pub use request::{EntityRef, Request, RequestError, RequestParts};
 
 /// Index of a rule in `PolicySet::rules()` and in the decision table.

@@ -11,16 +11,12 @@ pub fn decide_reference(set: &PolicySet, request: &Request) -> Decision {
     let mut forbids: Vec<RuleIndex> = Vec::new();
     let mut permits: Vec<RuleIndex> = Vec::new();
     let mut decision = Decision::default();
-    let inventory = set.inventory();
-    let env = Env {
-        principal: &request.principal,
-        context: &request.context,
-        dag: state(request.dag.as_ref(), |id| inventory.dags.get(id)),
-        host: state(request.host.as_ref(), |id| inventory.hosts.get(id)),
-    };
-    for (index, rule) in set.rules().iter().enumerate() {
-        let mut missing = Vec::new();
-        let truth = rule_truth(rule, request, &env, &mut missing);
+    for (index, (rule, (truth, missing))) in set
+        .rules()
+        .iter()
+        .zip(rule_truths(set, request))
+        .enumerate()
+    {
         let index = index as RuleIndex;
         match (rule.effect, truth) {
             (Effect::Forbid, Truth::Yes | Truth::Unknown) => forbids.push(index),
@@ -42,6 +38,32 @@ pub fn decide_reference(set: &PolicySet, request: &Request) -> Decision {
         Vec::new()
     };
     decision
+}
+
+/// How each rule, in order, applies to the request, with the attributes that left it
+/// unknown. Test coverage reads this too.
+pub fn rule_truths(set: &PolicySet, request: &Request) -> Vec<(Truth, Vec<String>)> {
+    let env = env_for(set, request);
+    set.rules()
+        .iter()
+        .map(|rule| {
+            let mut missing = Vec::new();
+            let truth = rule_truth(rule, request, &env, &mut missing);
+            (truth, missing)
+        })
+        .collect()
+}
+
+/// Where a request's attribute values come from: the request, and the inventory for
+/// listed DAGs and hosts.
+pub(crate) fn env_for<'a>(set: &'a PolicySet, request: &'a Request) -> Env<'a> {
+    let inventory = set.inventory();
+    Env {
+        principal: &request.principal,
+        context: &request.context,
+        dag: state(request.dag.as_ref(), |id| inventory.dags.get(id)),
+        host: state(request.host.as_ref(), |id| inventory.hosts.get(id)),
+    }
 }
 
 fn state<'a>(
