@@ -92,6 +92,19 @@ impl Schema {
             .find(|attr| attr.name == name)
     }
 
+    /// Where evaluation finds an attribute: the entity and the attribute's position.
+    pub fn path(&self, kind: EntityKind, name: &str) -> Option<AttrPath> {
+        let slot = self
+            .attributes(kind)
+            .iter()
+            .position(|attr| attr.name == name)?;
+        Some(AttrPath {
+            entity: kind,
+            attr: name.to_owned(),
+            slot: slot as u32,
+        })
+    }
+
     pub fn attributes(&self, kind: EntityKind) -> &[AttrDef] {
         self.entities.get(&kind).map_or(&[], Vec::as_slice)
     }
@@ -146,6 +159,8 @@ pub enum Value {
 pub struct Entity {
     pub id: String,
     pub attrs: BTreeMap<String, Value>,
+    /// The same values by schema position (see [`AttrPath::slot`]).
+    pub values: Vec<Option<Value>>,
     pub span: Span,
 }
 
@@ -246,6 +261,8 @@ pub struct EntityMatch {
 pub struct AttrPath {
     pub entity: EntityKind,
     pub attr: String,
+    /// The attribute's position in the schema, where evaluation finds its value.
+    pub slot: u32,
 }
 
 impl fmt::Display for AttrPath {

@@ -7,83 +7,139 @@ use rustc_hash::FxHashMap;
 
 use crate::eval::{EntityState, Env, RuleIndex, Truth, eval_cond};
 use crate::ir::{Cond, Entity, EntityMatch, IdPattern, PolicySet, PrincipalKind, Value};
-use crate::table::{Bits, DecisionTable, EntityIndex, Leftover};
+use crate::table::{Bits, DecisionTable, EntityIndex, Leftover, SparseBits};
 
 pub fn lower(set: &PolicySet) -> DecisionTable {
     let rules = set.rules();
     let rule_count = rules.len() as u32;
     let words = rules.len().div_ceil(64).max(1);
-    let mut table = DecisionTable {
-        rule_count,
-        words,
-        leftovers: Vec::with_capacity(rules.len()),
-        all_rules: Bits::empty(words),
-        by_action: vec![Bits::empty(words); set.schema().actions.len()],
-        any_principal: Bits::empty(words),
-        users: FxHashMap::default(),
-        groups: FxHashMap::default(),
-        services: FxHashMap::default(),
-        principal_patterns: Vec::new(),
-        dags: entity_index(&set.inventory().dags, words),
-        hosts: entity_index(&set.inventory().hosts, words),
-    };
+    let rule_of = slot_order(rules);
+    let action_count = set.schema().actions.len();
+    let mut by_action = vec![Bits::empty(words); action_count];
+    let mut any_principal = vec![Bits::empty(words); action_count];
+    let mut users: FxHashMap<String, Bits> = FxHashMap::default();
+    let mut groups: FxHashMap<String, Bits> = FxHashMap::default();
+    let mut services: FxHashMap<String, Bits> = FxHashMap::default();
+    let mut principal_patterns = Vec::new();
+    let mut dags = entity_index(&set.inventory().dags, words);
+    let mut hosts = entity_index(&set.inventory().hosts, words);
+    let mut leftovers = Vec::with_capacity(rules.len());
+    let mut classes: FxHashMap<String, u32> = FxHashMap::default();
+    let mut class_of = Vec::with_capacity(rules.len());
     let mut dag_filters = FilterCache::default();
     let mut host_filters = FilterCache::default();
-    for (position, rule) in rules.iter().enumerate() {
-        let index = position as RuleIndex;
-        table.all_rules.set(index);
-        match &rule.actions {
-            None => table.by_action.iter_mut().for_each(|bits| bits.set(index)),
-            Some(actions) => {
-                for action in actions {
-                    if let Some(bits) = table.by_action.get_mut(action.0 as usize) {
-                        bits.set(index);
-                    }
-                }
+    for (slot, rule_index) in rule_of.iter().enumerate() {
+        let Some(rule) = rules.get(*rule_index as usize) else {
+            continue;
+        };
+        let slot = slot as u32;
+        let actions: Vec<usize> = match &rule.actions {
+            None => (0..action_count).collect(),
+            Some(actions) => actions.iter().map(|action| action.0 as usize).collect(),
+        };
+        for action in &actions {
+            if let Some(bits) = by_action.get_mut(*action) {
+                bits.set(slot);
             }
-        }
-        if rule.principals.is_empty() {
-            table.any_principal.set(index);
+            if rule.principals.is_empty()
+                && let Some(bits) = any_principal.get_mut(*action)
+            {
+                bits.set(slot);
+            }
         }
         for matcher in &rule.principals {
             let map = match matcher.kind {
-                PrincipalKind::User => &mut table.users,
-                PrincipalKind::Group => &mut table.groups,
-                PrincipalKind::Service => &mut table.services,
+                PrincipalKind::User => &mut users,
+                PrincipalKind::Group => &mut groups,
+                PrincipalKind::Service => &mut services,
             };
             match &matcher.pattern {
                 IdPattern::Exact(id) => map
                     .entry(id.clone())
                     .or_insert_with(|| Bits::empty(words))
-                    .set(index),
-                pattern => table
-                    .principal_patterns
-                    .push((matcher.kind, pattern.clone(), index)),
+                    .set(slot),
+                pattern => principal_patterns.push((matcher.kind, pattern.clone(), slot)),
             }
         }
         index_clause(
-            &mut table.dags,
+            &mut dags,
             &set.inventory().dags,
             rule.dag.as_ref(),
-            index,
+            slot,
             &mut dag_filters,
         );
         index_clause(
-            &mut table.hosts,
+            &mut hosts,
             &set.inventory().hosts,
             rule.host.as_ref(),
-            index,
+            slot,
             &mut host_filters,
         );
-        table.leftovers.push(Leftover {
+        let leftover = Leftover {
             effect: rule.effect,
             expires: rule.expires,
             dag: rule.dag.as_ref().map(|clause| clause.filter.clone()),
             host: rule.host.as_ref().map(|clause| clause.filter.clone()),
             conditions: rule.conditions.clone(),
-        });
+        };
+        let key = format!(
+            "{:?}|{:?}|{:?}|{:?}",
+            leftover.expires, leftover.dag, leftover.host, leftover.conditions
+        );
+        let next = classes.len() as u32;
+        class_of.push(*classes.entry(key).or_insert(next));
+        leftovers.push(leftover);
     }
-    table
+    let sparse = |map: FxHashMap<String, Bits>| {
+        map.into_iter()
+            .map(|(key, bits)| (key, SparseBits::from_dense(&bits)))
+            .collect()
+    };
+    DecisionTable {
+        rule_count,
+        words,
+        rule_of,
+        leftovers,
+        class_count: classes.len(),
+        class_of,
+        by_action,
+        any_principal: any_principal.iter().map(SparseBits::from_dense).collect(),
+        users: sparse(users),
+        groups: sparse(groups),
+        services: sparse(services),
+        principal_patterns,
+        dags,
+        hosts,
+    }
+}
+
+/// The table's numbering: rules sharing their first principal key are adjacent, and rules
+/// naming no principal are grouped by their first action, so each key's rules occupy a
+/// word or two of every bitset.
+fn slot_order(rules: &[crate::ir::Rule]) -> Vec<RuleIndex> {
+    let key = |rule: &crate::ir::Rule| -> (u8, String, u32) {
+        let first_action = rule
+            .actions
+            .as_ref()
+            .and_then(|actions| actions.iter().next())
+            .map_or(0, |action| action.0);
+        match rule.principals.first() {
+            None => (0, String::new(), first_action),
+            Some(matcher) => match &matcher.pattern {
+                IdPattern::Exact(id) => {
+                    (1, format!("{}:{id}", matcher.kind.keyword()), first_action)
+                }
+                _ => (2, String::new(), first_action),
+            },
+        }
+    };
+    let mut order: Vec<(RuleIndex, (u8, String, u32))> = rules
+        .iter()
+        .enumerate()
+        .map(|(index, rule)| (index as RuleIndex, key(rule)))
+        .collect();
+    order.sort_by(|left, right| left.1.cmp(&right.1).then(left.0.cmp(&right.0)));
+    order.into_iter().map(|(index, _)| index).collect()
 }
 
 fn entity_index(inventory: &BTreeMap<String, Entity>, words: usize) -> EntityIndex {
@@ -96,7 +152,7 @@ fn entity_index(inventory: &BTreeMap<String, Entity>, words: usize) -> EntityInd
         matching: vec![Bits::empty(words); inventory.len()],
         attrs: inventory
             .values()
-            .map(|entity| entity.attrs.clone())
+            .map(|entity| entity.values.clone())
             .collect(),
         unconstrained: Bits::empty(words),
         filter_only: Bits::empty(words),
@@ -114,15 +170,15 @@ impl FilterCache {
     fn admits(&mut self, filter: &Cond, inventory: &BTreeMap<String, Entity>) -> &[bool] {
         let key = format!("{filter:?}");
         self.admitted.entry(key).or_insert_with(|| {
-            let empty: BTreeMap<String, Value> = BTreeMap::new();
+            let empty: [Option<Value>; 0] = [];
             inventory
                 .values()
                 .map(|entity| {
                     let env = Env {
                         principal: &empty,
                         context: &empty,
-                        dag: EntityState::Known(&entity.attrs),
-                        host: EntityState::Known(&entity.attrs),
+                        dag: EntityState::Known(&entity.values),
+                        host: EntityState::Known(&entity.values),
                     };
                     // A `where` reads only its own entity, and the checker guards every
                     // optional read with `has`, so an inventory entity never leaves a test
@@ -138,19 +194,19 @@ fn index_clause(
     index: &mut EntityIndex,
     inventory: &BTreeMap<String, Entity>,
     clause: Option<&EntityMatch>,
-    rule: RuleIndex,
+    slot: u32,
     filters: &mut FilterCache,
 ) {
     let Some(clause) = clause else {
-        index.unconstrained.set(rule);
-        index.matching.iter_mut().for_each(|bits| bits.set(rule));
+        index.unconstrained.set(slot);
+        index.matching.iter_mut().for_each(|bits| bits.set(slot));
         return;
     };
     if clause.patterns.is_empty() {
-        index.filter_only.set(rule);
+        index.filter_only.set(slot);
     }
     for pattern in &clause.patterns {
-        index.patterns.push((pattern.clone(), rule));
+        index.patterns.push((pattern.clone(), slot));
     }
     let admitted = clause
         .filter
@@ -183,7 +239,7 @@ fn index_clause(
             .as_ref()
             .is_none_or(|admitted| admitted.get(position as usize).copied().unwrap_or(false));
         if passes && let Some(bits) = index.matching.get_mut(position as usize) {
-            bits.set(rule);
+            bits.set(slot);
         }
     }
 }

@@ -301,7 +301,7 @@ fn build(set: &compiler::ir::PolicySet, spec: &RequestSpec) -> Request {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
     #[test]
     fn table_agrees_with_reference(

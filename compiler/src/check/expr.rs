@@ -162,10 +162,7 @@ impl ExprChecker<'_> {
             }
             return None;
         }
-        Some(AttrPath {
-            entity,
-            attr: attr.text.clone(),
-        })
+        self.schema.path(entity, &attr.text)
     }
 
     fn unknown_attribute(&mut self, entity: EntityKind, name: &str, span: Span) {
@@ -523,10 +520,7 @@ impl ExprChecker<'_> {
             self.unknown_attribute(entity, name, span);
             return None;
         };
-        let path = AttrPath {
-            entity,
-            attr: name.to_owned(),
-        };
+        let path = self.schema.path(entity, name)?;
         if def.optional && !facts.contains(&path) {
             let ty = self.schema.display_type(&def.ty);
             let guard = match self.scope {

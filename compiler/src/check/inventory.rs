@@ -151,8 +151,14 @@ pub(crate) fn check_inventory(
         }
         // The built-in `id` is readable like any attribute; for hosts it is the normalised name.
         attrs.insert(String::from("id"), Value::String(id.clone()));
+        let values = schema
+            .attributes(kind)
+            .iter()
+            .map(|def| attrs.get(&def.name).cloned())
+            .collect();
         let entity = Entity {
             id: entry.id.value.clone(),
+            values,
             attrs,
             span: entry.id.span,
         };

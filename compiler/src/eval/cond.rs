@@ -3,8 +3,6 @@
 //! no, `yes || ?` is yes, everything else with a `?` stays unknown. Callers then fail
 //! closed: an unknown forbid applies, an unknown permit does not.
 
-use std::collections::BTreeMap;
-
 use crate::ir::{AttrPath, CmpOp, Cond, EntityKind, Term, TimePart, Value, WEEKDAY_ENUM};
 use crate::time;
 
@@ -19,9 +17,9 @@ pub enum Truth {
 #[derive(Clone, Copy, Debug)]
 pub enum EntityState<'a> {
     /// In the inventory: every attribute it has is known, and absent ones are absent.
-    Known(&'a BTreeMap<String, Value>),
+    Known(&'a [Option<Value>]),
     /// Outside the inventory: only the built-in `id` is known.
-    IdOnly(&'a BTreeMap<String, Value>),
+    IdOnly(&'a [Option<Value>]),
     /// The request names none.
     Absent,
 }
@@ -29,8 +27,9 @@ pub enum EntityState<'a> {
 /// Where attribute values come from.
 #[derive(Clone, Copy, Debug)]
 pub struct Env<'a> {
-    pub principal: &'a BTreeMap<String, Value>,
-    pub context: &'a BTreeMap<String, Value>,
+    /// Attribute values by schema position (see `AttrPath::slot`).
+    pub principal: &'a [Option<Value>],
+    pub context: &'a [Option<Value>],
     pub dag: EntityState<'a>,
     pub host: EntityState<'a>,
 }
@@ -43,9 +42,9 @@ enum Lookup<'a> {
 
 impl<'a> Env<'a> {
     fn lookup(&self, path: &AttrPath) -> Lookup<'a> {
-        let found = |map: &'a BTreeMap<String, Value>| match map.get(&path.attr) {
-            Some(value) => Lookup::Present(value),
-            None => Lookup::Absent,
+        let found = |values: &'a [Option<Value>]| match values.get(path.slot as usize) {
+            Some(Some(value)) => Lookup::Present(value),
+            _ => Lookup::Absent,
         };
         match path.entity {
             EntityKind::Principal => found(self.principal),

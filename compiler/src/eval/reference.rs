@@ -73,8 +73,8 @@ fn state<'a>(
     match named {
         None => EntityState::Absent,
         Some(entity) => match inventory(&entity.id) {
-            Some(known) => EntityState::Known(&known.attrs),
-            None => EntityState::IdOnly(&entity.attrs),
+            Some(known) => EntityState::Known(&known.values),
+            None => EntityState::IdOnly(&entity.values),
         },
     }
 }

@@ -14,8 +14,8 @@ use crate::time::Timestamp;
 pub struct EntityRef {
     /// As the inventory keys it: exact for DAGs, normalised for hosts.
     pub id: String,
-    /// The built-in `id` attribute, readable by conditions.
-    pub(crate) attrs: BTreeMap<String, Value>,
+    /// Attribute values by schema position: only the built-in `id` is known here.
+    pub(crate) values: Vec<Option<Value>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,14 +23,14 @@ pub struct Request {
     pub principal_id: String,
     pub principal_kind: PrincipalKind,
     pub groups: BTreeSet<String>,
-    /// Every principal attribute the request gives, plus `id`, `kind` and `groups`.
-    pub(crate) principal: BTreeMap<String, Value>,
+    /// Principal attribute values by schema position, built-ins included.
+    pub(crate) principal: Vec<Option<Value>>,
     pub action: ActionId,
     pub dag: Option<EntityRef>,
     pub host: Option<EntityRef>,
     pub time: Timestamp,
-    /// Every context attribute the request gives, plus `time`.
-    pub(crate) context: BTreeMap<String, Value>,
+    /// Context attribute values by schema position, `time` included.
+    pub(crate) context: Vec<Option<Value>>,
 }
 
 /// Why a request does not fit the schema. `field` is a JSON-pointer-like path.
@@ -74,50 +74,75 @@ pub struct RequestParts {
 impl Request {
     /// Checks attribute values against the schema and fills in the built-ins.
     pub fn new(set: &PolicySet, parts: RequestParts) -> Result<Request, RequestError> {
-        let mut principal = BTreeMap::new();
+        let mut principal = Slots::new(set, EntityKind::Principal);
         for (name, value) in parts.principal_attrs {
             check_value(set, EntityKind::Principal, &name, &value, "/principal")?;
-            principal.insert(name, value);
+            principal.put(&name, value);
         }
-        principal.insert(
-            String::from("id"),
-            Value::String(parts.principal_id.clone()),
-        );
+        principal.put("id", Value::String(parts.principal_id.clone()));
         let kind_index = match parts.principal_kind {
             PrincipalKind::Service => 1,
             PrincipalKind::User | PrincipalKind::Group => 0,
         };
-        principal.insert(
-            String::from("kind"),
-            Value::Enum(PRINCIPAL_KIND_ENUM, kind_index),
-        );
-        principal.insert(
-            String::from("groups"),
+        principal.put("kind", Value::Enum(PRINCIPAL_KIND_ENUM, kind_index));
+        principal.put(
+            "groups",
             Value::Set(parts.groups.iter().cloned().map(Value::String).collect()),
         );
-        let mut context = BTreeMap::new();
+        let mut context = Slots::new(set, EntityKind::Context);
         for (name, value) in parts.context_attrs {
             check_value(set, EntityKind::Context, &name, &value, "/context")?;
-            context.insert(name, value);
+            context.put(&name, value);
         }
-        context.insert(String::from("time"), Value::Time(parts.time));
+        context.put("time", Value::Time(parts.time));
         Ok(Request {
             principal_id: parts.principal_id,
             principal_kind: parts.principal_kind,
             groups: parts.groups,
-            principal,
+            principal: principal.values,
             action: parts.action,
-            dag: parts.dag.map(entity_ref),
-            host: parts.host.map(|id| entity_ref(normalize_host(&id))),
+            dag: parts.dag.map(|id| entity_ref(set, EntityKind::Dag, id)),
+            host: parts
+                .host
+                .map(|id| entity_ref(set, EntityKind::Host, normalize_host(&id))),
             time: parts.time,
-            context,
+            context: context.values,
         })
     }
 }
 
-fn entity_ref(id: String) -> EntityRef {
-    let attrs = BTreeMap::from([(String::from("id"), Value::String(id.clone()))]);
-    EntityRef { id, attrs }
+fn entity_ref(set: &PolicySet, kind: EntityKind, id: String) -> EntityRef {
+    let mut slots = Slots::new(set, kind);
+    slots.put("id", Value::String(id.clone()));
+    EntityRef {
+        id,
+        values: slots.values,
+    }
+}
+
+/// Attribute values laid out by schema position.
+struct Slots<'a> {
+    set: &'a PolicySet,
+    kind: EntityKind,
+    values: Vec<Option<Value>>,
+}
+
+impl<'a> Slots<'a> {
+    fn new(set: &'a PolicySet, kind: EntityKind) -> Slots<'a> {
+        Slots {
+            set,
+            kind,
+            values: vec![None; set.schema().attributes(kind).len()],
+        }
+    }
+
+    fn put(&mut self, name: &str, value: Value) {
+        if let Some(path) = self.set.schema().path(self.kind, name)
+            && let Some(slot) = self.values.get_mut(path.slot as usize)
+        {
+            *slot = Some(value);
+        }
+    }
 }
 
 fn check_value(

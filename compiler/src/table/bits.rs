@@ -36,6 +36,7 @@ pub(crate) fn copy(target: &mut [u64], source: &[u64]) {
     target.copy_from_slice(source);
 }
 
+#[cfg(test)]
 pub(crate) fn and(target: &mut [u64], other: &[u64]) {
     for (word, other) in target.iter_mut().zip(other) {
         *word &= *other;
@@ -83,5 +84,31 @@ mod tests {
         let mut acc = vec![u64::MAX; 3];
         and(&mut acc, bits.words());
         assert_eq!(acc, bits.words());
+    }
+}
+
+/// A bitset stored as its non-zero words only. Principal keys select few rules, and the
+/// lowering numbers rules so that each key's rules sit in one or two words.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SparseBits(Box<[(u32, u64)]>);
+
+impl SparseBits {
+    pub(crate) fn from_dense(bits: &Bits) -> SparseBits {
+        SparseBits(
+            bits.words()
+                .iter()
+                .enumerate()
+                .filter(|(_, word)| **word != 0)
+                .map(|(position, word)| (position as u32, *word))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn entries(&self) -> &[(u32, u64)] {
+        &self.0
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.0.len() * 16
     }
 }

@@ -1,8 +1,9 @@
-//! Answering one request from the table. The hot path copies and ANDs a few bitsets and
-//! evaluates the leftover conditions of the surviving rules; with a reused [`Scratch`]
-//! and [`Decision`] it allocates nothing unless an attribute is missing.
+//! Answering one request from the table. The principal selects a few words of candidate
+//! rules; each is ANDed with the action, DAG and host bitsets; the leftover conditions of
+//! the surviving rules are evaluated. With a reused [`Scratch`] and [`Decision`] it
+//! allocates nothing unless an attribute is missing.
 
-use super::bits::{and, copy, for_each, or, set_bit};
+use super::bits::{SparseBits, copy, for_each, or, set_bit};
 use super::{DecisionTable, EntityIndex, Leftover};
 use crate::eval::{Decision, EntityRef, EntityState, Env, Request, RuleIndex, Truth, eval_cond};
 use crate::ir::PrincipalKind;
@@ -11,10 +12,17 @@ use crate::syntax::ast::Effect;
 /// Buffers one thread reuses across decisions.
 #[derive(Debug, Default)]
 pub struct Scratch {
+    /// Candidate words by position; only the positions in `touched` are non-zero.
     candidates: Vec<u64>,
-    dimension: Vec<u64>,
+    touched: Vec<u32>,
+    /// A DAG or host dimension computed for an entity outside the inventory.
+    dag_dimension: Vec<u64>,
+    host_dimension: Vec<u64>,
     forbids: Vec<RuleIndex>,
     missing: Vec<String>,
+    /// Per leftover class: the decision it was last evaluated for, and the result.
+    memo: Vec<(u32, Truth)>,
+    generation: u32,
 }
 
 /// How a request's DAG or host was resolved.
@@ -29,9 +37,7 @@ impl DecisionTable {
     pub fn scratch(&self) -> Scratch {
         Scratch {
             candidates: vec![0; self.words],
-            dimension: vec![0; self.words],
-            forbids: Vec::new(),
-            missing: Vec::new(),
+            ..Scratch::default()
         }
     }
 
@@ -40,45 +46,93 @@ impl DecisionTable {
         decision.clear();
         let Scratch {
             candidates,
-            dimension,
+            touched,
+            dag_dimension,
+            host_dimension,
             forbids,
             missing,
+            memo,
+            generation,
         } = scratch;
         forbids.clear();
-        candidates.resize(self.words, 0);
-        dimension.resize(self.words, 0);
-
-        let Some(by_action) = self.by_action.get(request.action.0 as usize) else {
+        if memo.len() != self.class_count {
+            memo.clear();
+            memo.resize(self.class_count, (0, Truth::No));
+        }
+        *generation = generation.wrapping_add(1);
+        if *generation == 0 {
+            // After 2^32 decisions the counter wraps; forget every memo once.
+            memo.iter_mut().for_each(|entry| entry.0 = 0);
+            *generation = 1;
+        }
+        let generation = *generation;
+        if candidates.len() != self.words {
+            candidates.clear();
+            candidates.resize(self.words, 0);
+        }
+        touched.clear();
+        let action = request.action.0 as usize;
+        let Some(by_action) = self.by_action.get(action) else {
             return;
         };
-        copy(candidates, by_action.words());
 
-        copy(dimension, self.any_principal.words());
-        let own = match request.principal_kind {
-            PrincipalKind::Service => self.services.get(&request.principal_id),
-            PrincipalKind::User | PrincipalKind::Group => self.users.get(&request.principal_id),
+        let mut gather = |bits: &SparseBits| {
+            for (position, word) in bits.entries() {
+                if let Some(slot) = candidates.get_mut(*position as usize) {
+                    if *slot == 0 {
+                        touched.push(*position);
+                    }
+                    *slot |= word;
+                }
+            }
+        };
+        if let Some(bits) = self.any_principal.get(action) {
+            gather(bits);
+        }
+        let own_map = match request.principal_kind {
+            PrincipalKind::Service => &self.services,
+            PrincipalKind::User | PrincipalKind::Group => &self.users,
+        };
+        // Most sets grant to groups only; skip hashing the caller's id then.
+        let own = if own_map.is_empty() {
+            None
+        } else {
+            own_map.get(&request.principal_id)
         };
         if let Some(bits) = own {
-            or(dimension, bits.words());
+            gather(bits);
         }
         for group in &request.groups {
             if let Some(bits) = self.groups.get(group) {
-                or(dimension, bits.words());
+                gather(bits);
             }
         }
-        for (kind, pattern, rule) in &self.principal_patterns {
+        for (kind, pattern, slot) in &self.principal_patterns {
             let matched = match kind {
                 PrincipalKind::Group => request.groups.iter().any(|group| pattern.matches(group)),
                 kind => *kind == request.principal_kind && pattern.matches(&request.principal_id),
             };
             if matched {
-                set_bit(dimension, *rule);
+                let position = *slot / 64;
+                if candidates
+                    .get(position as usize)
+                    .is_some_and(|word| *word == 0)
+                {
+                    touched.push(position);
+                }
+                set_bit(candidates, *slot);
             }
         }
-        and(candidates, dimension);
 
-        let dag = resolve(&self.dags, request.dag.as_ref(), candidates, dimension);
-        let host = resolve(&self.hosts, request.host.as_ref(), candidates, dimension);
+        let dag = resolve(&self.dags, request.dag.as_ref(), dag_dimension, self.words);
+        let host = resolve(
+            &self.hosts,
+            request.host.as_ref(),
+            host_dimension,
+            self.words,
+        );
+        let dag_bits = dimension(&self.dags, dag, dag_dimension);
+        let host_bits = dimension(&self.hosts, host, host_dimension);
         let env = Env {
             principal: &request.principal,
             context: &request.context,
@@ -86,62 +140,105 @@ impl DecisionTable {
             host: state(&self.hosts, request.host.as_ref(), host),
         };
 
-        for_each(candidates, |rule| {
-            let Some(leftover) = self.leftovers.get(rule as usize) else {
-                return;
+        for position in touched.iter() {
+            let index = *position as usize;
+            let Some(slot) = candidates.get_mut(index) else {
+                continue;
             };
-            let truth = if leftover.is_plain() && !needs_entity_check(leftover, dag, host) {
-                Truth::Yes
-            } else {
-                missing.clear();
-                leftover_truth(leftover, request, &env, dag, host, missing)
-            };
-            match (leftover.effect, truth) {
-                (Effect::Forbid, Truth::Yes | Truth::Unknown) => forbids.push(rule),
-                (Effect::Permit, Truth::Yes) => decision.deciding.push(rule),
-                _ => {}
+            let mut word = *slot & by_action.words().get(index).copied().unwrap_or(0);
+            *slot = 0;
+            if let Some(bits) = dag_bits {
+                word &= bits.get(index).copied().unwrap_or(0);
             }
-            if truth == Truth::Unknown {
-                for name in missing.iter() {
-                    decision.add_missing(name);
+            if let Some(bits) = host_bits {
+                word &= bits.get(index).copied().unwrap_or(0);
+            }
+            for_each(&[word], |bit| {
+                let slot = *position * 64 + bit;
+                let Some(leftover) = self.leftovers.get(slot as usize) else {
+                    return;
+                };
+                let rule = self.rule_of.get(slot as usize).copied().unwrap_or(slot);
+                let class = self
+                    .class_of
+                    .get(slot as usize)
+                    .and_then(|class| memo.get_mut(*class as usize));
+                let truth = if leftover.is_plain() && !needs_entity_check(leftover, dag, host) {
+                    Truth::Yes
+                } else if let Some(entry) = class.as_ref().filter(|entry| entry.0 == generation) {
+                    // Same conditions as a rule already evaluated for this request; its
+                    // missing attributes, if any, are recorded already.
+                    missing.clear();
+                    entry.1
+                } else {
+                    missing.clear();
+                    let truth = leftover_truth(leftover, request, &env, dag, host, missing);
+                    if let Some(entry) = class {
+                        *entry = (generation, truth);
+                    }
+                    truth
+                };
+                match (leftover.effect, truth) {
+                    (Effect::Forbid, Truth::Yes | Truth::Unknown) => forbids.push(rule),
+                    (Effect::Permit, Truth::Yes) => decision.deciding.push(rule),
+                    _ => {}
                 }
-            }
-        });
+                if truth == Truth::Unknown {
+                    for name in missing.iter() {
+                        decision.add_missing(name);
+                    }
+                }
+            });
+        }
         if forbids.is_empty() {
             decision.allow = !decision.deciding.is_empty();
         } else {
             std::mem::swap(&mut decision.deciding, forbids);
         }
+        // Slots are not policy order; answers list rules in policy order.
+        decision.deciding.sort_unstable();
     }
 }
 
-/// Narrows the candidates by one entity dimension.
+/// Finds the request's entity; for one outside the inventory, computes which rules' id
+/// patterns admit it (attribute tests are settled per rule later).
 fn resolve(
     index: &EntityIndex,
     named: Option<&EntityRef>,
-    candidates: &mut [u64],
-    dimension: &mut [u64],
+    dimension: &mut Vec<u64>,
+    words: usize,
 ) -> Resolved {
     let Some(entity) = named else {
         return Resolved::Absent;
     };
     if let Some(position) = index.ids.get(&entity.id) {
-        if let Some(bits) = index.matching.get(*position as usize) {
-            and(candidates, bits.words());
-        }
         return Resolved::Listed(*position);
     }
-    // Outside the inventory: clauses whose patterns match, or that test only attributes
-    // (unknown here, so settled per rule below).
+    dimension.resize(words, 0);
     copy(dimension, index.unconstrained.words());
     or(dimension, index.filter_only.words());
-    for (pattern, rule) in &index.patterns {
+    for (pattern, slot) in &index.patterns {
         if pattern.matches(&entity.id) {
-            set_bit(dimension, *rule);
+            set_bit(dimension, *slot);
         }
     }
-    and(candidates, dimension);
     Resolved::Unlisted
+}
+
+/// The bitset that narrows candidates on this dimension; `None` narrows nothing.
+fn dimension<'a>(
+    index: &'a EntityIndex,
+    resolved: Resolved,
+    computed: &'a [u64],
+) -> Option<&'a [u64]> {
+    match resolved {
+        Resolved::Absent => None,
+        Resolved::Listed(position) => index
+            .matching
+            .get(position as usize)
+            .map(|bits| bits.words()),
+        Resolved::Unlisted => Some(computed),
+    }
 }
 
 fn state<'a>(
@@ -154,7 +251,7 @@ fn state<'a>(
             Some(attrs) => EntityState::Known(attrs),
             None => EntityState::Absent,
         },
-        (Resolved::Unlisted, Some(entity)) => EntityState::IdOnly(&entity.attrs),
+        (Resolved::Unlisted, Some(entity)) => EntityState::IdOnly(&entity.values),
         _ => EntityState::Absent,
     }
 }

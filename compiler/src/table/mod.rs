@@ -1,16 +1,17 @@
 //! The decision table: per dimension (action, principal, DAG, host) an index from value to
 //! the rules that can match, with inventory attribute tests resolved when the table is
-//! built. A decision ANDs four bitsets and evaluates the leftover conditions of the few
-//! rules that survive. Built by `lower`, immutable, shared across threads.
+//! built. Rules are renumbered so that the rules of one principal key (and, for rules that
+//! name no principal, one action) are adjacent; a decision gathers the few words its
+//! principal selects, ANDs them with the action, DAG and host bitsets, and evaluates the
+//! leftover conditions of the rules that survive. Built by `lower`, immutable, shared
+//! across threads.
 
 mod bits;
 mod decide;
 
-use std::collections::BTreeMap;
-
 use rustc_hash::FxHashMap;
 
-pub(crate) use bits::Bits;
+pub(crate) use bits::{Bits, SparseBits};
 pub use decide::Scratch;
 
 use crate::eval::RuleIndex;
@@ -44,28 +45,36 @@ pub(crate) struct EntityIndex {
     pub(crate) ids: FxHashMap<String, u32>,
     /// Per inventory entity: the rules whose clause matches it.
     pub(crate) matching: Vec<Bits>,
-    pub(crate) attrs: Vec<BTreeMap<String, Value>>,
+    /// Per inventory entity: attribute values by schema position.
+    pub(crate) attrs: Vec<Vec<Option<Value>>>,
     /// Rules without a clause on this dimension: they match any entity, or none.
     pub(crate) unconstrained: Bits,
     /// Rules whose clause has a filter but no id pattern.
     pub(crate) filter_only: Bits,
-    /// Id patterns of every clause, for entities outside the inventory.
-    pub(crate) patterns: Vec<(IdPattern, RuleIndex)>,
+    /// Id patterns of every clause (by slot), for entities outside the inventory.
+    pub(crate) patterns: Vec<(IdPattern, u32)>,
 }
 
+/// Indexes below count rules in the table's own order ("slots"); `rule_of` maps a slot
+/// back to the rule's position in the policy set.
 #[derive(Debug)]
 pub struct DecisionTable {
     pub(crate) rule_count: u32,
     pub(crate) words: usize,
+    pub(crate) rule_of: Vec<RuleIndex>,
     pub(crate) leftovers: Vec<Leftover>,
-    pub(crate) all_rules: Bits,
+    /// Per slot: which class of identical leftovers the rule belongs to. Many rules share
+    /// their conditions, and one decision evaluates each class at most once.
+    pub(crate) class_of: Vec<u32>,
+    pub(crate) class_count: usize,
     pub(crate) by_action: Vec<Bits>,
-    pub(crate) any_principal: Bits,
-    pub(crate) users: FxHashMap<String, Bits>,
-    pub(crate) groups: FxHashMap<String, Bits>,
-    pub(crate) services: FxHashMap<String, Bits>,
+    /// Rules without a `to` clause, per action.
+    pub(crate) any_principal: Vec<SparseBits>,
+    pub(crate) users: FxHashMap<String, SparseBits>,
+    pub(crate) groups: FxHashMap<String, SparseBits>,
+    pub(crate) services: FxHashMap<String, SparseBits>,
     /// Globs and regexes in `to` clauses, tried one by one.
-    pub(crate) principal_patterns: Vec<(PrincipalKind, IdPattern, RuleIndex)>,
+    pub(crate) principal_patterns: Vec<(PrincipalKind, IdPattern, u32)>,
     pub(crate) dags: EntityIndex,
     pub(crate) hosts: EntityIndex,
 }
@@ -77,7 +86,7 @@ impl DecisionTable {
 
     /// Bytes the indexes occupy on the heap (bitsets and keys; rule conditions excluded).
     pub fn index_bytes(&self) -> usize {
-        let maps = |map: &FxHashMap<String, Bits>| {
+        let maps = |map: &FxHashMap<String, SparseBits>| {
             map.iter()
                 .map(|(key, bits)| key.len() + bits.heap_bytes() + 32)
                 .sum::<usize>()
@@ -89,8 +98,12 @@ impl DecisionTable {
                 + index.filter_only.heap_bytes()
         };
         self.by_action.iter().map(Bits::heap_bytes).sum::<usize>()
-            + self.any_principal.heap_bytes()
-            + self.all_rules.heap_bytes()
+            + self
+                .any_principal
+                .iter()
+                .map(SparseBits::heap_bytes)
+                .sum::<usize>()
+            + self.rule_of.len() * 4
             + maps(&self.users)
             + maps(&self.groups)
             + maps(&self.services)
