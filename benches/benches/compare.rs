@@ -3,6 +3,13 @@
 //! `cargo bench -p benches --features compare --bench compare` rewrites the results table
 //! in `benches/README.md`.
 
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a benchmark stops loudly when a peer cannot be set up or disagrees"
+)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -243,11 +250,11 @@ fn main() {
     let table = render(&rows, &batch_note);
     println!("{table}");
     let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-    if let Ok(text) = std::fs::read_to_string(readme) {
-        if let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) {
-            let updated = format!("{}{BEGIN}\n{table}{}", &text[..start], &text[end..]);
-            let _ = std::fs::write(readme, updated);
-        }
+    if let Ok(text) = std::fs::read_to_string(readme)
+        && let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END))
+    {
+        let updated = format!("{}{BEGIN}\n{table}{}", &text[..start], &text[end..]);
+        let _ = std::fs::write(readme, updated);
     }
 }
 
