@@ -26,6 +26,8 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
     let mut leftovers = Vec::with_capacity(rules.len());
     let mut classes: FxHashMap<String, u32> = FxHashMap::default();
     let mut class_of = Vec::with_capacity(rules.len());
+    let mut plain = Bits::empty(words);
+    let mut forbid = Bits::empty(words);
     let mut dag_filters = FilterCache::default();
     let mut host_filters = FilterCache::default();
     for (slot, rule_index) in rule_of.iter().enumerate() {
@@ -82,6 +84,12 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
             host: rule.host.as_ref().map(|clause| clause.filter.clone()),
             conditions: rule.conditions.clone(),
         };
+        if leftover.is_plain() {
+            plain.set(slot);
+        }
+        if leftover.effect == crate::syntax::ast::Effect::Forbid {
+            forbid.set(slot);
+        }
         let key = format!(
             "{:?}|{:?}|{:?}|{:?}",
             leftover.expires, leftover.dag, leftover.host, leftover.conditions
@@ -102,6 +110,8 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
         leftovers,
         class_count: classes.len(),
         class_of,
+        plain,
+        forbid,
         by_action,
         any_principal: any_principal.iter().map(SparseBits::from_dense).collect(),
         users: sparse(users),

@@ -22,7 +22,8 @@ pub struct EntityRef {
 pub struct Request {
     pub principal_id: String,
     pub principal_kind: PrincipalKind,
-    pub groups: BTreeSet<String>,
+    /// Sorted, without duplicates; a slice rather than a tree so deciding walks it in one go.
+    pub groups: Box<[String]>,
     /// Principal attribute values by schema position, built-ins included.
     pub(crate) principal: Vec<Option<Value>>,
     pub action: ActionId,
@@ -98,7 +99,7 @@ impl Request {
         Ok(Request {
             principal_id: parts.principal_id,
             principal_kind: parts.principal_kind,
-            groups: parts.groups,
+            groups: parts.groups.into_iter().collect(),
             principal: principal.values,
             action: parts.action,
             dag: parts.dag.map(|id| entity_ref(set, EntityKind::Dag, id)),

@@ -140,6 +140,10 @@ impl DecisionTable {
             host: state(&self.hosts, request.host.as_ref(), host),
         };
 
+        // With an absent or unlisted DAG or host, plain rules with a clause on it still
+        // need the per-rule check.
+        let entity_checks_needed =
+            !matches!(dag, Resolved::Listed(_)) || !matches!(host, Resolved::Listed(_));
         for position in touched.iter() {
             let index = *position as usize;
             let Some(slot) = candidates.get_mut(index) else {
@@ -153,7 +157,26 @@ impl DecisionTable {
             if let Some(bits) = host_bits {
                 word &= bits.get(index).copied().unwrap_or(0);
             }
-            for_each(&[word], |bit| {
+            // Plain rules need no leftover evaluation when the entities are listed (or
+            // the rule has no clause on them): settle them from two bitsets.
+            let word_index = index;
+            let plain = self.plain.words().get(word_index).copied().unwrap_or(0);
+            let forbid = self.forbid.words().get(word_index).copied().unwrap_or(0);
+            let settled = if entity_checks_needed {
+                0
+            } else {
+                word & plain
+            };
+            for_each(&[settled], |bit| {
+                let slot = *position * 64 + bit;
+                let rule = self.rule_of.get(slot as usize).copied().unwrap_or(slot);
+                if forbid & (1 << bit) != 0 {
+                    forbids.push(rule);
+                } else {
+                    decision.deciding.push(rule);
+                }
+            });
+            for_each(&[word & !settled], |bit| {
                 let slot = *position * 64 + bit;
                 let Some(leftover) = self.leftovers.get(slot as usize) else {
                     return;
@@ -168,7 +191,6 @@ impl DecisionTable {
                 } else if let Some(entry) = class.as_ref().filter(|entry| entry.0 == generation) {
                     // Same conditions as a rule already evaluated for this request; its
                     // missing attributes, if any, are recorded already.
-                    missing.clear();
                     entry.1
                 } else {
                     missing.clear();
@@ -176,17 +198,17 @@ impl DecisionTable {
                     if let Some(entry) = class {
                         *entry = (generation, truth);
                     }
+                    if truth == Truth::Unknown {
+                        for name in missing.iter() {
+                            decision.add_missing(name);
+                        }
+                    }
                     truth
                 };
                 match (leftover.effect, truth) {
                     (Effect::Forbid, Truth::Yes | Truth::Unknown) => forbids.push(rule),
                     (Effect::Permit, Truth::Yes) => decision.deciding.push(rule),
                     _ => {}
-                }
-                if truth == Truth::Unknown {
-                    for name in missing.iter() {
-                        decision.add_missing(name);
-                    }
                 }
             });
         }

@@ -67,6 +67,10 @@ pub struct DecisionTable {
     /// their conditions, and one decision evaluates each class at most once.
     pub(crate) class_of: Vec<u32>,
     pub(crate) class_count: usize,
+    /// Slots whose rule the indexes decide alone (no expiry, no conditions).
+    pub(crate) plain: Bits,
+    /// Slots holding forbids.
+    pub(crate) forbid: Bits,
     pub(crate) by_action: Vec<Bits>,
     /// Rules without a `to` clause, per action.
     pub(crate) any_principal: Vec<SparseBits>,
