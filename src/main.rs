@@ -5,6 +5,7 @@ mod decide;
 mod fmt;
 mod load;
 mod run_tests;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,8 @@ enum Command {
     Eval(decide::DecideArgs),
     /// Decide one request and say why, with the nearest permits for a deny.
     Explain(decide::DecideArgs),
+    /// Serve the decision API over HTTP.
+    Serve(serve::ServeArgs),
 }
 
 /// Exit codes shared by every subcommand.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Test(args) => run_tests::run(&args),
         Command::Eval(args) => decide::run_eval(&args),
         Command::Explain(args) => decide::run_explain(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

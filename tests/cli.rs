@@ -370,3 +370,53 @@ fn explain_names_the_nearest_permit_and_what_failed() {
         "{text}"
     );
 }
+
+#[test]
+fn serve_answers_over_http_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["serve", "policies", "--listen", "127.0.0.1:0"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start flowgate serve: {error}"));
+    let mut stderr = BufReader::new(child.stderr.take().unwrap_or_else(|| panic!("no stderr")));
+    let mut banner = String::new();
+    let _ = stderr.read_line(&mut banner);
+    let address = banner
+        .rsplit("http://")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert!(banner.contains("29 rules"), "{banner}");
+
+    let body = r#"{"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": "stg-af-worker-01", "context": {"time": "2026-11-24T10:00:00Z"}}"#;
+    let mut stream = std::net::TcpStream::connect(&address)
+        .unwrap_or_else(|error| panic!("cannot connect to {address}: {error}"));
+    let _ = write!(
+        stream,
+        "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"decision\":\"allow\""), "{response}");
+
+    #[cfg(unix)]
+    {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = child
+            .wait()
+            .unwrap_or_else(|error| panic!("flowgate serve did not stop: {error}"));
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        assert!(rest.contains("flowgate: stopped"), "{rest}");
+    }
+    #[cfg(not(unix))]
+    let _ = child.kill();
+}

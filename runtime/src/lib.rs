@@ -5,6 +5,8 @@
 mod engine;
 mod git;
 mod policy_dir;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod testing;
 pub mod wire;
 

@@ -1,0 +1,183 @@
+//! The `/v1` handlers: single and batch decisions, the loaded policy, health.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::Value as JsonValue;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::wire::{Answer, decode_at};
+
+#[derive(Serialize)]
+pub(crate) struct DecisionBody {
+    #[serde(flatten)]
+    answer: Answer,
+    decision_id: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct BatchBody {
+    answers: Vec<DecisionBody>,
+}
+
+/// Reads the body within the configured limit and parses it as JSON.
+async fn json_body(state: &AppState, body: Body) -> Result<JsonValue, ApiError> {
+    let bytes = to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                format!(
+                    "the request body is larger than {} bytes",
+                    state.config.max_body_bytes
+                ),
+            )
+        })?;
+    serde_json::from_slice(&bytes).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            format!(
+                "the body is not JSON: {error} (line {}, column {})",
+                error.line(),
+                error.column()
+            ),
+        )
+        .at("")
+    })
+}
+
+fn decision_id(state: &AppState) -> String {
+    let sequence = state.decisions.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{sequence:010}", state.instance)
+}
+
+pub(crate) async fn decide(
+    State(state): State<Arc<AppState>>,
+    body: Body,
+) -> Result<Json<DecisionBody>, ApiError> {
+    let json = json_body(&state, body).await?;
+    let engine = state.engine.load();
+    let request = decode_at(engine.policy_set(), &json, super::now(), "").map_err(|error| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid-request", error.message).at(error.pointer)
+    })?;
+    let decision = engine.decide(&request);
+    Ok(Json(DecisionBody {
+        answer: engine.answer(&request, &decision),
+        decision_id: decision_id(&state),
+    }))
+}
+
+pub(crate) async fn decide_batch(
+    State(state): State<Arc<AppState>>,
+    body: Body,
+) -> Result<Json<BatchBody>, ApiError> {
+    let json = json_body(&state, body).await?;
+    let Some(items) = json.get("requests").and_then(JsonValue::as_array) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "a batch is `{\"requests\": [ … ]}`",
+        )
+        .at("/requests"));
+    };
+    if let Some(key) = json
+        .as_object()
+        .and_then(|object| object.keys().find(|key| *key != "requests"))
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "unknown field; a batch has only `requests`",
+        )
+        .at(format!("/{key}")));
+    }
+    if items.len() > state.config.max_batch {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch-too-large",
+            format!(
+                "a batch holds at most {} requests; this one has {}",
+                state.config.max_batch,
+                items.len()
+            ),
+        )
+        .at("/requests"));
+    }
+    // One policy version answers the whole batch, even if a reload lands meanwhile.
+    let engine = state.engine.load_full();
+    let now = super::now();
+    let mut requests = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let request = decode_at(
+            engine.policy_set(),
+            item,
+            now,
+            &format!("/requests/{index}"),
+        )
+        .map_err(|error| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid-request", error.message)
+                .at(error.pointer)
+        })?;
+        requests.push(request);
+    }
+    let decisions = engine.decide_batch(&requests);
+    let answers = requests
+        .iter()
+        .zip(&decisions)
+        .map(|(request, decision)| DecisionBody {
+            answer: engine.answer(request, decision),
+            decision_id: decision_id(&state),
+        })
+        .collect();
+    Ok(Json(BatchBody { answers }))
+}
+
+#[derive(Serialize)]
+pub(crate) struct PolicyBody {
+    version: String,
+    content_hash: String,
+    git_commit: Option<String>,
+    loaded_at: String,
+    rules: usize,
+    last_reload_error: Option<String>,
+}
+
+pub(crate) async fn policy(State(state): State<Arc<AppState>>) -> Json<PolicyBody> {
+    let engine = state.engine.load();
+    let version = engine.version();
+    Json(PolicyBody {
+        version: version.label(),
+        content_hash: version.content_hash.clone(),
+        git_commit: version.git_commit.clone(),
+        loaded_at: compiler::time::format_rfc3339(state.loaded_at),
+        rules: engine.policy_set().rules().len(),
+        last_reload_error: None,
+    })
+}
+
+pub(crate) async fn healthz() -> Json<JsonValue> {
+    Json(serde_json::json!({ "status": "alive" }))
+}
+
+/// Ready once a checked policy set is loaded, which the server requires before it listens.
+pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Json<JsonValue> {
+    Json(
+        serde_json::json!({ "status": "ready", "policy_version": state.engine.load().version().label() }),
+    )
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "no such endpoint; see /v1/decide, /v1/decide/batch, /v1/policy, /healthz, /readyz",
+    )
+}

@@ -1,0 +1,83 @@
+//! The decision API over HTTP: `POST /v1/decide`, `POST /v1/decide/batch`, `GET /v1/policy`,
+//! `GET /healthz`, `GET /readyz`. Every error is a 4xx with a JSON body naming the field.
+
+mod api;
+mod error;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::routing::{get, post};
+use compiler::time::Timestamp;
+
+use crate::engine::Engine;
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Most requests in one `/v1/decide/batch` call.
+    pub max_batch: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8181)),
+            max_body_bytes: 1 << 20,
+            max_batch: 1_000,
+        }
+    }
+}
+
+pub(crate) struct AppState {
+    pub(crate) engine: ArcSwap<Engine>,
+    pub(crate) config: ServerConfig,
+    pub(crate) loaded_at: Timestamp,
+    pub(crate) decisions: AtomicU64,
+    /// Distinguishes this process's decision ids from other sidecars'.
+    pub(crate) instance: String,
+}
+
+/// The clock, read here at the edge.
+pub(crate) fn now() -> Timestamp {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+}
+
+pub fn router(engine: Engine, config: ServerConfig) -> Router {
+    let instance = format!("{:x}{:04x}", now(), std::process::id() & 0xffff);
+    let state = Arc::new(AppState {
+        engine: ArcSwap::from_pointee(engine),
+        config,
+        loaded_at: now(),
+        decisions: AtomicU64::new(0),
+        instance,
+    });
+    Router::new()
+        .route("/v1/decide", post(api::decide))
+        .route("/v1/decide/batch", post(api::decide_batch))
+        .route("/v1/policy", get(api::policy))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .fallback(api::not_found)
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then finishes requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    engine: Engine,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(engine, config))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,80 @@
+//! `flowgate serve`: the decision API for proxies and orchestrators.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use runtime::server::{ServerConfig, serve};
+
+use crate::exit;
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Policy directory (default: `policies/`).
+    dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8181")]
+    listen: SocketAddr,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Most requests in one batch.
+    #[arg(long, default_value_t = 1_000)]
+    max_batch: usize,
+}
+
+pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
+    let now = crate::fmt::now(None)?;
+    let engine = match crate::load::engine(args.dir.as_deref(), now)? {
+        Ok(engine) => engine,
+        Err(code) => return Ok(code),
+    };
+    let config = ServerConfig {
+        listen: args.listen,
+        max_body_bytes: args.max_body_bytes,
+        max_batch: args.max_batch,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let address = listener.local_addr().unwrap_or(config.listen);
+        eprintln!(
+            "flowgate: serving {} ({} rules) on http://{address}",
+            engine.version().label(),
+            engine.policy_set().rules().len()
+        );
+        serve(listener, engine, config, shutdown_signal())
+            .await
+            .context("the server stopped with an error")
+    })?;
+    eprintln!("flowgate: stopped");
+    Ok(exit::CLEAN)
+}
+
+/// Ctrl-C, or SIGTERM as service managers send it.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
