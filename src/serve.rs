@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use runtime::server::{ServerConfig, serve};
+use runtime::server::{ReloadConfig, ServerConfig, serve};
+use runtime::{EngineOptions, UnlistedEntities};
 
 use crate::exit;
 
@@ -22,6 +23,9 @@ pub(crate) struct ServeArgs {
     /// Most requests in one batch.
     #[arg(long, default_value_t = 1_000)]
     max_batch: usize,
+    /// Reload only on SIGHUP, not when files in the policy directory change.
+    #[arg(long)]
+    no_watch: bool,
 }
 
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
@@ -30,10 +34,23 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
         Ok(engine) => engine,
         Err(code) => return Ok(code),
     };
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("policies"));
+    let reload = ReloadConfig {
+        dir,
+        options: EngineOptions {
+            now,
+            unlisted: UnlistedEntities::Judge,
+        },
+        watch: !args.no_watch,
+    };
     let config = ServerConfig {
         listen: args.listen,
         max_body_bytes: args.max_body_bytes,
         max_batch: args.max_batch,
+        reload: Some(reload),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

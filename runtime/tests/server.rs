@@ -120,6 +120,23 @@ fn decides_and_reports_the_policy() {
     assert_eq!(policy["content_hash"].as_str().map(str::len), Some(64));
     assert_eq!(call(address, "GET", "/healthz", b"").0, 200);
     assert_eq!(call(address, "GET", "/readyz", b"").1["status"], "ready");
+    let metrics = call_text(address, "/metrics");
+    assert!(
+        metrics.contains("flowgate_decisions_total{effect=\"deny\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flowgate_decisions_total{effect=\"allow\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flowgate_decision_seconds_count 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flowgate_policy_info{version="),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -182,6 +199,148 @@ fn bad_input_gets_a_4xx_naming_the_field_and_the_server_keeps_serving() {
     assert_eq!(status, 404);
     assert_eq!(error["error"]["code"], "not-found");
 
-    // Still serving after all of that.
+    // Still serving after all of that, and every rejection was counted.
     assert_eq!(post(address, "/v1/decide", &request).0, 200);
+    let metrics = call_text(address, "/metrics");
+    assert!(
+        metrics.contains("flowgate_bad_requests_total 8"),
+        "{metrics}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Polls until `check` holds, for at most ten seconds.
+fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn hot_reload_swaps_good_sets_and_keeps_the_last_good_one() {
+    let dir = std::env::temp_dir().join(format!("flowgate-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
+        &dir,
+    );
+    let engine = Engine::load(
+        &dir,
+        EngineOptions {
+            now: 1_800_000_000,
+            unlisted: UnlistedEntities::Judge,
+        },
+    )
+    .unwrap();
+    let reload = runtime::server::ReloadConfig {
+        dir: dir.clone(),
+        options: EngineOptions {
+            now: 1_800_000_000,
+            unlisted: UnlistedEntities::Judge,
+        },
+        watch: true,
+    };
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            sender.send(listener.local_addr().unwrap()).unwrap();
+            let config = ServerConfig {
+                reload: Some(reload),
+                ..ServerConfig::default()
+            };
+            serve(listener, engine, config, std::future::pending())
+                .await
+                .unwrap();
+        });
+    });
+    let address = receiver.recv_timeout(Duration::from_secs(10)).unwrap();
+    let prod = json!({"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": "prod-af-worker-01", "context": {"time": "2026-11-24T10:00:00Z"}});
+    assert_eq!(post(address, "/v1/decide", &prod).1["decision"], "deny");
+    let first_version = call(address, "GET", "/v1/policy", b"").1["content_hash"].clone();
+
+    // A reviewed change lands: data engineers may now run ETL in prod too.
+    let rules = dir.join("data-platform.gate");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    std::fs::write(
+        &rules,
+        text.replacen(
+            "at host where env in {dev, staging};",
+            "at host where env in {dev, staging, prod};",
+            1,
+        ),
+    )
+    .unwrap();
+    assert!(
+        eventually(|| post(address, "/v1/decide", &prod).1["decision"] == "allow"),
+        "the change was not picked up"
+    );
+    let policy = call(address, "GET", "/v1/policy", b"").1;
+    assert_ne!(policy["content_hash"], first_version);
+    assert_eq!(policy["last_reload_error"], Value::Null);
+
+    // A broken change: the last good set keeps serving and the failure is visible.
+    std::fs::write(dir.join("broken.gate"), "permit triger;\n").unwrap();
+    assert!(eventually(|| {
+        !call(address, "GET", "/v1/policy", b"").1["last_reload_error"].is_null()
+    }));
+    let error = call(address, "GET", "/v1/policy", b"").1["last_reload_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("broken.gate:1:8") && error.contains("unknown-action"),
+        "{error}"
+    );
+    assert_eq!(post(address, "/v1/decide", &prod).1["decision"], "allow");
+    let metrics = call_text(address, "/metrics");
+    assert!(
+        metrics.contains("flowgate_reloads_total{outcome=\"rejected\"}"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("flowgate_reloads_total{outcome=\"rejected\"} 0"),
+        "{metrics}"
+    );
+
+    // The directory disappears: still serving the last good set.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(post(address, "/v1/decide", &prod).1["decision"], "allow");
+}
+
+fn call_text(address: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::Json;
 use axum::body::{Body, to_bytes};
@@ -59,19 +60,34 @@ fn decision_id(state: &AppState) -> String {
     format!("{}-{sequence:010}", state.instance)
 }
 
+/// Counts a rejected request, for the metrics.
+fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    if result.is_err() {
+        state.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    result
+}
+
 pub(crate) async fn decide(
     State(state): State<Arc<AppState>>,
     body: Body,
 ) -> Result<Json<DecisionBody>, ApiError> {
-    let json = json_body(&state, body).await?;
+    let result = decide_one(&state, body).await;
+    counted(&state, result)
+}
+
+async fn decide_one(state: &AppState, body: Body) -> Result<Json<DecisionBody>, ApiError> {
+    let json = json_body(state, body).await?;
     let engine = state.engine.load();
     let request = decode_at(engine.policy_set(), &json, super::now(), "").map_err(|error| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid-request", error.message).at(error.pointer)
     })?;
+    let clock = Instant::now();
     let decision = engine.decide(&request);
+    state.metrics.record(decision.allow, clock.elapsed());
     Ok(Json(DecisionBody {
         answer: engine.answer(&request, &decision),
-        decision_id: decision_id(&state),
+        decision_id: decision_id(state),
     }))
 }
 
@@ -79,7 +95,12 @@ pub(crate) async fn decide_batch(
     State(state): State<Arc<AppState>>,
     body: Body,
 ) -> Result<Json<BatchBody>, ApiError> {
-    let json = json_body(&state, body).await?;
+    let result = decide_many(&state, body).await;
+    counted(&state, result)
+}
+
+async fn decide_many(state: &AppState, body: Body) -> Result<Json<BatchBody>, ApiError> {
+    let json = json_body(state, body).await?;
     let Some(items) = json.get("requests").and_then(JsonValue::as_array) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -128,13 +149,18 @@ pub(crate) async fn decide_batch(
         })?;
         requests.push(request);
     }
+    let clock = Instant::now();
     let decisions = engine.decide_batch(&requests);
+    let per_decision = clock.elapsed() / u32::try_from(decisions.len().max(1)).unwrap_or(u32::MAX);
+    for decision in &decisions {
+        state.metrics.record(decision.allow, per_decision);
+    }
     let answers = requests
         .iter()
         .zip(&decisions)
         .map(|(request, decision)| DecisionBody {
             answer: engine.answer(request, decision),
-            decision_id: decision_id(&state),
+            decision_id: decision_id(state),
         })
         .collect();
     Ok(Json(BatchBody { answers }))
@@ -157,10 +183,30 @@ pub(crate) async fn policy(State(state): State<Arc<AppState>>) -> Json<PolicyBod
         version: version.label(),
         content_hash: version.content_hash.clone(),
         git_commit: version.git_commit.clone(),
-        loaded_at: compiler::time::format_rfc3339(state.loaded_at),
+        loaded_at: compiler::time::format_rfc3339(state.loaded_at.load(Ordering::Relaxed)),
         rules: engine.policy_set().rules().len(),
-        last_reload_error: None,
+        last_reload_error: state
+            .last_reload_error
+            .lock()
+            .ok()
+            .and_then(|error| error.clone()),
     })
+}
+
+pub(crate) async fn metrics(
+    State(state): State<Arc<AppState>>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let engine = state.engine.load();
+    let body = state
+        .metrics
+        .render(&engine.version().label(), engine.policy_set().rules().len());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
 }
 
 pub(crate) async fn healthz() -> Json<JsonValue> {

@@ -3,17 +3,20 @@
 
 mod api;
 mod error;
+mod metrics;
+mod reload;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::routing::{get, post};
 use compiler::time::Timestamp;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineOptions};
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -22,6 +25,16 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most requests in one `/v1/decide/batch` call.
     pub max_batch: usize,
+    /// Where to reload the policy from on SIGHUP (and on change, with `watch`).
+    pub reload: Option<ReloadConfig>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReloadConfig {
+    pub dir: PathBuf,
+    pub options: EngineOptions,
+    /// Also reload when files below `dir` change.
+    pub watch: bool,
 }
 
 impl Default for ServerConfig {
@@ -30,6 +43,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8181)),
             max_body_bytes: 1 << 20,
             max_batch: 1_000,
+            reload: None,
         }
     }
 }
@@ -37,7 +51,9 @@ impl Default for ServerConfig {
 pub(crate) struct AppState {
     pub(crate) engine: ArcSwap<Engine>,
     pub(crate) config: ServerConfig,
-    pub(crate) loaded_at: Timestamp,
+    pub(crate) loaded_at: AtomicI64,
+    pub(crate) last_reload_error: Mutex<Option<String>>,
+    pub(crate) metrics: metrics::Metrics,
     pub(crate) decisions: AtomicU64,
     /// Distinguishes this process's decision ids from other sidecars'.
     pub(crate) instance: String,
@@ -51,21 +67,27 @@ pub(crate) fn now() -> Timestamp {
     i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
 }
 
-pub fn router(engine: Engine, config: ServerConfig) -> Router {
+fn state(engine: Engine, config: ServerConfig) -> Arc<AppState> {
     let instance = format!("{:x}{:04x}", now(), std::process::id() & 0xffff);
-    let state = Arc::new(AppState {
+    Arc::new(AppState {
         engine: ArcSwap::from_pointee(engine),
         config,
-        loaded_at: now(),
+        loaded_at: AtomicI64::new(now()),
+        last_reload_error: Mutex::new(None),
+        metrics: metrics::Metrics::default(),
         decisions: AtomicU64::new(0),
         instance,
-    });
+    })
+}
+
+fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/decide", post(api::decide))
         .route("/v1/decide/batch", post(api::decide_batch))
         .route("/v1/policy", get(api::policy))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
         .fallback(api::not_found)
         .with_state(state)
 }
@@ -77,7 +99,11 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine, config))
+    let state = state(engine, config);
+    if let Some(reload) = state.config.reload.clone() {
+        reload::spawn(state.clone(), reload.dir, reload.options, reload.watch);
+    }
+    axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
 }
