@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use runtime::decision_log::{LogConfig, LogSink, WhenFull};
 use runtime::server::{ReloadConfig, ServerConfig, serve};
 use runtime::{EngineOptions, UnlistedEntities};
 
@@ -26,6 +27,27 @@ pub(crate) struct ServeArgs {
     /// Reload only on SIGHUP, not when files in the policy directory change.
     #[arg(long)]
     no_watch: bool,
+    /// Decision log: a file to append JSON lines to, or `-` for standard output.
+    #[arg(long, value_name = "PATH", default_value = "-")]
+    decision_log: PathBuf,
+    /// Lines the decision log may queue before the `--log-when-full` policy applies.
+    #[arg(long, default_value_t = 10_000)]
+    log_queue: usize,
+    /// When the queue is full: wait for room, or deny the request (fail closed).
+    #[arg(long, value_enum, default_value_t = WhenFullArg::Block)]
+    log_when_full: WhenFullArg,
+    /// Rotate the log file past this many bytes, keeping five older files.
+    #[arg(long, value_name = "BYTES")]
+    log_rotate_bytes: Option<u64>,
+    /// A field to mask in the log, such as `principal.id`; repeatable.
+    #[arg(long = "log-mask", value_name = "FIELD")]
+    log_mask: Vec<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WhenFullArg {
+    Block,
+    Deny,
 }
 
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
@@ -51,6 +73,20 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
         max_body_bytes: args.max_body_bytes,
         max_batch: args.max_batch,
         reload: Some(reload),
+        log: Some(LogConfig {
+            sink: if args.decision_log.as_os_str() == "-" {
+                LogSink::Stdout
+            } else {
+                LogSink::File(args.decision_log.clone())
+            },
+            capacity: args.log_queue,
+            when_full: match args.log_when_full {
+                WhenFullArg::Block => WhenFull::Block,
+                WhenFullArg::Deny => WhenFull::Deny,
+            },
+            rotate_bytes: args.log_rotate_bytes,
+            mask: args.log_mask.clone(),
+        }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

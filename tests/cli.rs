@@ -374,8 +374,19 @@ fn explain_names_the_nearest_permit_and_what_failed() {
 #[test]
 fn serve_answers_over_http_and_stops_on_sigterm() {
     use std::io::{BufRead, BufReader, Read, Write};
+    let log = std::env::temp_dir().join(format!("flowgate-serve-log-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&log);
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowgate"))
-        .args(["serve", "policies", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "policies",
+            "--listen",
+            "127.0.0.1:0",
+            "--decision-log",
+            arg(&log),
+            "--log-mask",
+            "principal.id",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -416,6 +427,13 @@ fn serve_answers_over_http_and_stops_on_sigterm() {
         let mut rest = String::new();
         let _ = stderr.read_to_string(&mut rest);
         assert!(rest.contains("flowgate: stopped"), "{rest}");
+        // The decision was logged, masked, and flushed before the process exited.
+        let lines = std::fs::read_to_string(&log).unwrap_or_default();
+        let entry: serde_json::Value =
+            serde_json::from_str(lines.lines().next().unwrap_or_default()).unwrap_or_default();
+        assert_eq!(entry["decision"], "allow", "{lines}");
+        assert_eq!(entry["principal"]["id"], "***", "{lines}");
+        assert_eq!(entry["deciding"][0], "data-eng-operate-nonprod", "{lines}");
     }
     #[cfg(not(unix))]
     let _ = child.kill();

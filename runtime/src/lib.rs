@@ -2,6 +2,7 @@
 //! directory, decide requests, run the policy set's tests. IO lives here, at the edge of
 //! the pure compiler.
 
+pub mod decision_log;
 mod engine;
 mod git;
 mod policy_dir;

@@ -13,7 +13,10 @@ use serde_json::Value as JsonValue;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::decision_log::DecisionLog;
+use crate::engine::Engine;
 use crate::wire::{Answer, decode_at};
+use compiler::eval::Request;
 
 #[derive(Serialize)]
 pub(crate) struct DecisionBody {
@@ -62,8 +65,9 @@ fn decision_id(state: &AppState) -> String {
 
 /// Counts a rejected request, for the metrics.
 fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
-    if result.is_err() {
+    if let Err(error) = &result {
         state.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+        super::audit::rejection(state, error);
     }
     result
 }
@@ -84,11 +88,37 @@ async fn decide_one(state: &AppState, body: Body) -> Result<Json<DecisionBody>, 
     })?;
     let clock = Instant::now();
     let decision = engine.decide(&request);
-    state.metrics.record(decision.allow, clock.elapsed());
-    Ok(Json(DecisionBody {
-        answer: engine.answer(&request, &decision),
-        decision_id: decision_id(state),
-    }))
+    let latency = clock.elapsed();
+    state.metrics.record(decision.allow, latency);
+    Ok(Json(logged(
+        state,
+        &engine,
+        &request,
+        engine.answer(&request, &decision),
+        latency.as_nanos(),
+    )))
+}
+
+/// Gives the answer its id and records it; an answer the log refuses becomes a deny.
+fn logged(
+    state: &AppState,
+    engine: &Engine,
+    request: &Request,
+    answer: Answer,
+    latency_nanos: u128,
+) -> DecisionBody {
+    let decision_id = decision_id(state);
+    if super::audit::decision(state, engine, request, &answer, &decision_id, latency_nanos) {
+        DecisionBody {
+            answer,
+            decision_id,
+        }
+    } else {
+        DecisionBody {
+            answer: super::audit::unrecorded(answer),
+            decision_id,
+        }
+    }
 }
 
 pub(crate) async fn decide_batch(
@@ -158,9 +188,14 @@ async fn decide_many(state: &AppState, body: Body) -> Result<Json<BatchBody>, Ap
     let answers = requests
         .iter()
         .zip(&decisions)
-        .map(|(request, decision)| DecisionBody {
-            answer: engine.answer(request, decision),
-            decision_id: decision_id(state),
+        .map(|(request, decision)| {
+            logged(
+                state,
+                &engine,
+                request,
+                engine.answer(request, decision),
+                per_decision.as_nanos(),
+            )
         })
         .collect();
     Ok(Json(BatchBody { answers }))
@@ -197,9 +232,11 @@ pub(crate) async fn metrics(
     State(state): State<Arc<AppState>>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let engine = state.engine.load();
-    let body = state
-        .metrics
-        .render(&engine.version().label(), engine.policy_set().rules().len());
+    let body = state.metrics.render(
+        &engine.version().label(),
+        engine.policy_set().rules().len(),
+        state.log.as_ref().map(DecisionLog::counters),
+    );
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::decision_log::LogCounters;
+
 /// Upper bounds of the latency histogram, in seconds: deciding takes well under a
 /// microsecond, a request with JSON decoding a few.
 const BUCKETS: [f64; 9] = [
@@ -49,7 +51,7 @@ impl Metrics {
         );
     }
 
-    pub(crate) fn render(&self, version: &str, rules: usize) -> String {
+    pub(crate) fn render(&self, version: &str, rules: usize, log: Option<&LogCounters>) -> String {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let mut out = String::new();
         let _ = writeln!(
@@ -120,6 +122,41 @@ impl Metrics {
             out,
             "flowgate_policy_info{{version=\"{version}\",rules=\"{rules}\"}} 1"
         );
+        if let Some(log) = log {
+            let _ = writeln!(
+                out,
+                "# HELP flowgate_log_queue_depth Decision-log lines queued, not yet written.\n# TYPE flowgate_log_queue_depth gauge"
+            );
+            let _ = writeln!(out, "flowgate_log_queue_depth {}", log.depth());
+            let _ = writeln!(
+                out,
+                "# HELP flowgate_log_lines_total Decision-log lines written.\n# TYPE flowgate_log_lines_total counter"
+            );
+            let _ = writeln!(out, "flowgate_log_lines_total {}", load(&log.written));
+            let _ = writeln!(
+                out,
+                "# HELP flowgate_log_full_total Times the log queue was full, by what happened.\n# TYPE flowgate_log_full_total counter"
+            );
+            let _ = writeln!(
+                out,
+                "flowgate_log_full_total{{outcome=\"waited\"}} {}",
+                load(&log.waited)
+            );
+            let _ = writeln!(
+                out,
+                "flowgate_log_full_total{{outcome=\"denied\"}} {}",
+                load(&log.denied_full)
+            );
+            let _ = writeln!(
+                out,
+                "# HELP flowgate_log_write_errors_total Lines the log could not write.\n# TYPE flowgate_log_write_errors_total counter"
+            );
+            let _ = writeln!(
+                out,
+                "flowgate_log_write_errors_total {}",
+                load(&log.write_errors)
+            );
+        }
         out
     }
 }

@@ -2,6 +2,7 @@
 //! `GET /healthz`, `GET /readyz`. Every error is a 4xx with a JSON body naming the field.
 
 mod api;
+mod audit;
 mod error;
 mod metrics;
 mod reload;
@@ -16,6 +17,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use compiler::time::Timestamp;
 
+use crate::decision_log::{DecisionLog, LogConfig};
 use crate::engine::{Engine, EngineOptions};
 
 #[derive(Clone, Debug)]
@@ -27,6 +29,8 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// Where to reload the policy from on SIGHUP (and on change, with `watch`).
     pub reload: Option<ReloadConfig>,
+    /// The decision log; `None` records nothing.
+    pub log: Option<LogConfig>,
 }
 
 #[derive(Clone, Debug)]
@@ -44,6 +48,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1 << 20,
             max_batch: 1_000,
             reload: None,
+            log: None,
         }
     }
 }
@@ -55,6 +60,7 @@ pub(crate) struct AppState {
     pub(crate) last_reload_error: Mutex<Option<String>>,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) decisions: AtomicU64,
+    pub(crate) log: Option<DecisionLog>,
     /// Distinguishes this process's decision ids from other sidecars'.
     pub(crate) instance: String,
 }
@@ -67,17 +73,19 @@ pub(crate) fn now() -> Timestamp {
     i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn state(engine: Engine, config: ServerConfig) -> Arc<AppState> {
+fn state(engine: Engine, config: ServerConfig) -> std::io::Result<Arc<AppState>> {
     let instance = format!("{:x}{:04x}", now(), std::process::id() & 0xffff);
-    Arc::new(AppState {
+    let log = config.log.clone().map(DecisionLog::start).transpose()?;
+    Ok(Arc::new(AppState {
         engine: ArcSwap::from_pointee(engine),
         config,
         loaded_at: AtomicI64::new(now()),
         last_reload_error: Mutex::new(None),
         metrics: metrics::Metrics::default(),
         decisions: AtomicU64::new(0),
+        log,
         instance,
-    })
+    }))
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -99,11 +107,16 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = state(engine, config);
+    let state = state(engine, config)?;
     if let Some(reload) = state.config.reload.clone() {
         reload::spawn(state.clone(), reload.dir, reload.options, reload.watch);
     }
-    axum::serve(listener, router(state))
+    let served = axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    // Requests in flight have finished: write out every queued line before returning.
+    if let Some(log) = &state.log {
+        log.close();
+    }
+    served
 }

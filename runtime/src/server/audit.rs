@@ -1,0 +1,70 @@
+//! Decision-log entries for the HTTP API: one per decision, one per rejected request.
+
+use compiler::eval::Request;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::engine::Engine;
+use crate::wire::Answer;
+
+/// Records a decision. `false` means the log refused it (full, under `WhenFull::Deny`),
+/// and the caller must deny.
+pub(crate) fn decision(
+    state: &AppState,
+    engine: &Engine,
+    request: &Request,
+    answer: &Answer,
+    id: &str,
+    latency_nanos: u128,
+) -> bool {
+    let Some(log) = &state.log else { return true };
+    let entry = json!({
+        "time": compiler::time::format_rfc3339(super::now()),
+        "decision_id": id,
+        "source": "http",
+        "principal": {
+            "id": request.principal_id,
+            "kind": request.principal_kind.keyword(),
+            "groups": request.groups,
+        },
+        "action": engine.policy_set().schema().action_name(request.action),
+        "dag": request.dag.as_ref().map(|dag| dag.id.as_str()),
+        "host": request.host.as_ref().map(|host| host.id.as_str()),
+        "decision": answer.decision,
+        "deciding": answer.deciding,
+        "missing": answer.missing,
+        "reason": answer.reason,
+        "policy_version": answer.policy_version,
+        "git_commit": engine.version().git_commit,
+        "latency_us": latency_nanos as f64 / 1_000.0,
+    });
+    log.record(entry).is_ok()
+}
+
+/// Records a request the API rejected, so the log shows every call, not only decisions.
+pub(crate) fn rejection(state: &AppState, error: &ApiError) {
+    let Some(log) = &state.log else { return };
+    let entry = json!({
+        "time": compiler::time::format_rfc3339(super::now()),
+        "source": "http",
+        "rejected": {
+            "status": error.status.as_u16(),
+            "code": error.code,
+            "message": error.message,
+            "pointer": error.pointer,
+        },
+    });
+    // A rejection is answered with a 4xx whatever the log does; a full log is counted.
+    let _ = log.record(entry);
+}
+
+/// The answer after a refusal to log: a deny that says why.
+pub(crate) fn unrecorded(mut answer: Answer) -> Answer {
+    answer.decision = "deny";
+    answer.deciding.clear();
+    answer.reason = Some(String::from(
+        "the decision log is full; denied so that no decision goes unrecorded",
+    ));
+    answer
+}
