@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use runtime::decision_log::{LogConfig, LogSink, WhenFull};
-use runtime::server::{ReloadConfig, ServerConfig, serve};
+use runtime::routes::{HostSource, RouteTable};
+use runtime::server::{
+    ForwardAuthConfig, Proxy, ReloadConfig, ServerConfig, TrustedHeaders, serve,
+};
 use runtime::{EngineOptions, UnlistedEntities};
 
 use crate::exit;
@@ -42,6 +45,35 @@ pub(crate) struct ServeArgs {
     /// A field to mask in the log, such as `principal.id`; repeatable.
     #[arg(long = "log-mask", value_name = "FIELD")]
     log_mask: Vec<String>,
+    /// The proxy in front of `/v1/forward-auth`, whose headers carry the original request.
+    #[arg(long, value_enum, default_value_t = ProxyArg::Nginx)]
+    proxy: ProxyArg,
+    /// Where the host of a proxied call comes from: a header …
+    #[arg(long, value_name = "HEADER", group = "host_source")]
+    host_header: Option<String>,
+    /// … a JSON pointer into the body, such as `/conf/target_host` …
+    #[arg(long, value_name = "POINTER", group = "host_source")]
+    host_pointer: Option<String>,
+    /// … or one host for the whole deployment.
+    #[arg(long, value_name = "HOST", group = "host_source")]
+    fixed_host: Option<String>,
+    /// Believe `--trusted-user-header` and `--trusted-groups-header` from these peers only
+    /// (for proxies that authenticate callers themselves); repeatable. Off when empty.
+    #[arg(long = "trusted-peer", value_name = "IP")]
+    trusted_peers: Vec<std::net::IpAddr>,
+    /// The header naming the caller, from a trusted peer.
+    #[arg(long, default_value = "X-Remote-User")]
+    trusted_user_header: String,
+    /// The header listing the caller's groups, comma-separated, from a trusted peer.
+    #[arg(long, default_value = "X-Remote-Groups")]
+    trusted_groups_header: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProxyArg {
+    Nginx,
+    Traefik,
+    Envoy,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -87,6 +119,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
             rotate_bytes: args.log_rotate_bytes,
             mask: args.log_mask.clone(),
         }),
+        forward_auth: Some(forward_auth(args)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -108,6 +141,31 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
     })?;
     eprintln!("flowgate: stopped");
     Ok(exit::CLEAN)
+}
+
+fn forward_auth(args: &ServeArgs) -> ForwardAuthConfig {
+    let mut routes = RouteTable::airflow();
+    routes.host = match (&args.host_header, &args.host_pointer, &args.fixed_host) {
+        (Some(header), _, _) => HostSource::Header(header.clone()),
+        (_, Some(pointer), _) => HostSource::BodyPointer(pointer.clone()),
+        (_, _, Some(host)) => HostSource::Fixed(host.clone()),
+        _ => HostSource::None,
+    };
+    ForwardAuthConfig {
+        proxy: match args.proxy {
+            ProxyArg::Nginx => Proxy::Nginx,
+            ProxyArg::Traefik => Proxy::Traefik,
+            ProxyArg::Envoy => Proxy::Envoy {
+                prefix: String::from("/v1/forward-auth"),
+            },
+        },
+        routes,
+        trusted_headers: (!args.trusted_peers.is_empty()).then(|| TrustedHeaders {
+            user: args.trusted_user_header.to_ascii_lowercase(),
+            groups: args.trusted_groups_header.to_ascii_lowercase(),
+            peers: args.trusted_peers.clone(),
+        }),
+    }
 }
 
 /// Ctrl-C, or SIGTERM as service managers send it.

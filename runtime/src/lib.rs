@@ -6,6 +6,7 @@ pub mod decision_log;
 mod engine;
 mod git;
 mod policy_dir;
+pub mod routes;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod testing;

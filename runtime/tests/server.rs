@@ -344,3 +344,228 @@ fn call_text(address: SocketAddr, path: &str) -> String {
     let _ = stream.read_to_string(&mut response);
     response
 }
+
+fn forward_auth_config(proxy: runtime::server::Proxy, host: &str) -> ServerConfig {
+    let mut routes = runtime::routes::RouteTable::airflow();
+    routes.host = runtime::routes::HostSource::Fixed(host.to_owned());
+    ServerConfig {
+        forward_auth: Some(runtime::server::ForwardAuthConfig {
+            proxy,
+            routes,
+            trusted_headers: Some(runtime::server::TrustedHeaders {
+                user: String::from("x-remote-user"),
+                groups: String::from("x-remote-groups"),
+                peers: vec!["127.0.0.1".parse().unwrap()],
+            }),
+        }),
+        ..ServerConfig::default()
+    }
+}
+
+/// A forward-auth call with extra headers; returns the status and the response head.
+fn auth(address: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, response.to_lowercase())
+}
+
+const ALICE: [(&str, &str); 2] = [
+    ("X-Remote-User", "alice"),
+    ("X-Remote-Groups", "data-eng, web-ops"),
+];
+
+#[test]
+fn forward_auth_behind_nginx_reads_only_nginx_headers() {
+    let address = start(forward_auth_config(
+        runtime::server::Proxy::Nginx,
+        "stg-af-worker-01",
+    ));
+    let trigger = [
+        ("X-Original-Method", "POST"),
+        ("X-Original-URI", "/api/v2/dags/etl_daily/dagRuns"),
+    ];
+    let (status, head) = auth(
+        address,
+        "GET",
+        "/v1/forward-auth",
+        &[&ALICE[..], &trigger[..]].concat(),
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("x-flowgate-principal: alice") && head.contains("x-flowgate-decision-id:"),
+        "{head}"
+    );
+
+    // Not a data-eng DAG: denied, with the reason for the proxy's logs.
+    let other = [
+        ("X-Original-Method", "POST"),
+        ("X-Original-URI", "/api/v2/dags/finance_month_end/dagRuns"),
+    ];
+    let (status, head) = auth(
+        address,
+        "GET",
+        "/v1/forward-auth",
+        &[&ALICE[..], &other[..]].concat(),
+    );
+    assert_eq!(status, 403, "{head}");
+    assert!(
+        head.contains("x-flowgate-reason: no rule permits this request"),
+        "{head}"
+    );
+
+    // A client forging Traefik's headers through nginx changes nothing.
+    let forged = [
+        ("X-Original-Method", "POST"),
+        ("X-Original-URI", "/api/v2/dags/finance_month_end/dagRuns"),
+        ("X-Forwarded-Method", "POST"),
+        ("X-Forwarded-Uri", "/api/v2/dags/etl_daily/dagRuns"),
+    ];
+    assert_eq!(
+        auth(
+            address,
+            "GET",
+            "/v1/forward-auth",
+            &[&ALICE[..], &forged[..]].concat()
+        )
+        .0,
+        403
+    );
+    let only_forged = [
+        ("X-Forwarded-Method", "POST"),
+        ("X-Forwarded-Uri", "/api/v2/dags/etl_daily/dagRuns"),
+    ];
+    assert_eq!(
+        auth(
+            address,
+            "GET",
+            "/v1/forward-auth",
+            &[&ALICE[..], &only_forged[..]].concat()
+        )
+        .0,
+        403
+    );
+
+    // No identity: 401. Unknown route: fail closed with a reason.
+    assert_eq!(auth(address, "GET", "/v1/forward-auth", &trigger).0, 401);
+    let unknown = [
+        ("X-Original-Method", "POST"),
+        ("X-Original-URI", "/api/v2/variables"),
+    ];
+    let (status, head) = auth(
+        address,
+        "GET",
+        "/v1/forward-auth",
+        &[&ALICE[..], &unknown[..]].concat(),
+    );
+    assert_eq!(status, 403);
+    assert!(
+        head.contains("no route matches post /api/v2/variables"),
+        "{head}"
+    );
+}
+
+#[test]
+fn forward_auth_behind_traefik_and_envoy() {
+    let traefik = start(forward_auth_config(
+        runtime::server::Proxy::Traefik,
+        "stg-af-worker-01",
+    ));
+    let trigger = [
+        ("X-Forwarded-Method", "POST"),
+        ("X-Forwarded-Uri", "/api/v2/dags/etl_daily/dagRuns"),
+    ];
+    assert_eq!(
+        auth(
+            traefik,
+            "GET",
+            "/v1/forward-auth",
+            &[&ALICE[..], &trigger[..]].concat()
+        )
+        .0,
+        200
+    );
+    let forged = [
+        ("X-Forwarded-Method", "POST"),
+        ("X-Forwarded-Uri", "/api/v2/dags/finance_month_end/dagRuns"),
+        ("X-Original-URI", "/api/v2/dags/etl_daily/dagRuns"),
+    ];
+    assert_eq!(
+        auth(
+            traefik,
+            "GET",
+            "/v1/forward-auth",
+            &[&ALICE[..], &forged[..]].concat()
+        )
+        .0,
+        403
+    );
+
+    let envoy = start(forward_auth_config(
+        runtime::server::Proxy::Envoy {
+            prefix: String::from("/v1/forward-auth"),
+        },
+        "prod-af-worker-01",
+    ));
+    // In prod, alice's data-eng grant does not apply; on staging it would.
+    assert_eq!(
+        auth(
+            envoy,
+            "POST",
+            "/v1/forward-auth/api/v2/dags/etl_daily/dagRuns",
+            &ALICE
+        )
+        .0,
+        403
+    );
+    let envoy_staging = start(forward_auth_config(
+        runtime::server::Proxy::Envoy {
+            prefix: String::from("/v1/forward-auth"),
+        },
+        "stg-af-worker-01",
+    ));
+    assert_eq!(
+        auth(
+            envoy_staging,
+            "POST",
+            "/v1/forward-auth/api/v2/dags/etl_daily/dagRuns",
+            &ALICE
+        )
+        .0,
+        200
+    );
+    // Identity headers from an untrusted peer are ignored: the trusted list is loopback only.
+    let mut config = forward_auth_config(runtime::server::Proxy::Traefik, "stg-af-worker-01");
+    if let Some(forward) = config.forward_auth.as_mut()
+        && let Some(trusted) = forward.trusted_headers.as_mut()
+    {
+        trusted.peers = vec!["10.9.9.9".parse().unwrap()];
+    }
+    let untrusted = start(config);
+    assert_eq!(
+        auth(
+            untrusted,
+            "GET",
+            "/v1/forward-auth",
+            &[&ALICE[..], &trigger[..]].concat()
+        )
+        .0,
+        401
+    );
+}

@@ -21,8 +21,8 @@ use compiler::eval::Request;
 #[derive(Serialize)]
 pub(crate) struct DecisionBody {
     #[serde(flatten)]
-    answer: Answer,
-    decision_id: String,
+    pub(crate) answer: Answer,
+    pub(crate) decision_id: String,
 }
 
 #[derive(Serialize)]
@@ -100,7 +100,7 @@ async fn decide_one(state: &AppState, body: Body) -> Result<Json<DecisionBody>, 
 }
 
 /// Gives the answer its id and records it; an answer the log refuses becomes a deny.
-fn logged(
+pub(crate) fn logged(
     state: &AppState,
     engine: &Engine,
     request: &Request,

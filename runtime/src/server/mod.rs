@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod error;
+mod forward_auth;
 mod metrics;
 mod reload;
 
@@ -14,8 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use compiler::time::Timestamp;
+
+pub use forward_auth::{ForwardAuthConfig, Proxy, TrustedHeaders};
 
 use crate::decision_log::{DecisionLog, LogConfig};
 use crate::engine::{Engine, EngineOptions};
@@ -31,6 +34,8 @@ pub struct ServerConfig {
     pub reload: Option<ReloadConfig>,
     /// The decision log; `None` records nothing.
     pub log: Option<LogConfig>,
+    /// `/v1/forward-auth` for proxies; `None` leaves it off.
+    pub forward_auth: Option<ForwardAuthConfig>,
 }
 
 #[derive(Clone, Debug)]
@@ -49,6 +54,7 @@ impl Default for ServerConfig {
             max_batch: 1_000,
             reload: None,
             log: None,
+            forward_auth: None,
         }
     }
 }
@@ -96,6 +102,11 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
+        .route(forward_auth::PREFIX, any(forward_auth::forward_auth))
+        .route(
+            &format!("{}/{{*rest}}", forward_auth::PREFIX),
+            any(forward_auth::forward_auth),
+        )
         .fallback(api::not_found)
         .with_state(state)
 }
@@ -111,7 +122,8 @@ pub async fn serve(
     if let Some(reload) = state.config.reload.clone() {
         reload::spawn(state.clone(), reload.dir, reload.options, reload.watch);
     }
-    let served = axum::serve(listener, router(state.clone()))
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     // Requests in flight have finished: write out every queued line before returning.
