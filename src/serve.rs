@@ -8,7 +8,7 @@ use clap::Args;
 use runtime::decision_log::{LogConfig, LogSink, WhenFull};
 use runtime::routes::{HostSource, RouteTable};
 use runtime::server::{
-    ForwardAuthConfig, Proxy, ReloadConfig, ServerConfig, TrustedHeaders, serve,
+    ForwardAuthConfig, OidcConfig, Proxy, ReloadConfig, ServerConfig, TrustedHeaders, serve,
 };
 use runtime::{EngineOptions, UnlistedEntities};
 
@@ -61,6 +61,15 @@ pub(crate) struct ServeArgs {
     /// (for proxies that authenticate callers themselves); repeatable. Off when empty.
     #[arg(long = "trusted-peer", value_name = "IP")]
     trusted_peers: Vec<std::net::IpAddr>,
+    /// OIDC issuer (`iss`) of accepted bearer tokens; with `--oidc-audience` and `--oidc-jwks`.
+    #[arg(long, value_name = "URL", requires_all = ["oidc_audience", "oidc_jwks"])]
+    oidc_issuer: Option<String>,
+    /// Audience (`aud`) the tokens must name.
+    #[arg(long, value_name = "AUDIENCE")]
+    oidc_audience: Option<String>,
+    /// The identity provider's signing keys, as a JWKS file.
+    #[arg(long, value_name = "FILE")]
+    oidc_jwks: Option<PathBuf>,
     /// The header naming the caller, from a trusted peer.
     #[arg(long, default_value = "X-Remote-User")]
     trusted_user_header: String,
@@ -160,6 +169,14 @@ fn forward_auth(args: &ServeArgs) -> ForwardAuthConfig {
             },
         },
         routes,
+        oidc: match (&args.oidc_issuer, &args.oidc_audience, &args.oidc_jwks) {
+            (Some(issuer), Some(audience), Some(jwks)) => Some(OidcConfig::new(
+                issuer.clone(),
+                audience.clone(),
+                jwks.clone(),
+            )),
+            _ => None,
+        },
         trusted_headers: (!args.trusted_peers.is_empty()).then(|| TrustedHeaders {
             user: args.trusted_user_header.to_ascii_lowercase(),
             groups: args.trusted_groups_header.to_ascii_lowercase(),

@@ -352,6 +352,7 @@ fn forward_auth_config(proxy: runtime::server::Proxy, host: &str) -> ServerConfi
         forward_auth: Some(runtime::server::ForwardAuthConfig {
             proxy,
             routes,
+            oidc: None,
             trusted_headers: Some(runtime::server::TrustedHeaders {
                 user: String::from("x-remote-user"),
                 groups: String::from("x-remote-groups"),
@@ -568,4 +569,269 @@ fn forward_auth_behind_traefik_and_envoy() {
         .0,
         401
     );
+}
+
+/// Keys made with the `openssl` command at test time, and the JWKS that publishes them.
+struct Keys {
+    dir: std::path::PathBuf,
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let value = chunk.iter().enumerate().fold(0u32, |acc, (index, byte)| {
+            acc | (u32::from(*byte) << (16 - 8 * index))
+        });
+        for index in 0..=chunk.len() {
+            out.push(char::from(
+                ALPHABET[((value >> (18 - 6 * index)) & 63) as usize],
+            ));
+        }
+    }
+    out
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .map(|index| u8::from_str_radix(&hex[2 * index..2 * index + 2], 16).unwrap())
+        .collect()
+}
+
+impl Keys {
+    fn generate() -> Keys {
+        let dir = std::env::temp_dir().join(format!("flowgate-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &path("rsa.pem"),
+        ]);
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &path("other.pem"),
+        ]);
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &path("ec.pem"),
+        ]);
+        openssl(&["genpkey", "-algorithm", "ED25519", "-out", &path("ed.pem")]);
+        openssl(&[
+            "pkey",
+            "-in",
+            &path("rsa.pem"),
+            "-pubout",
+            "-out",
+            &path("rsa.pub.pem"),
+        ]);
+        let modulus = String::from_utf8(openssl(&[
+            "rsa",
+            "-in",
+            &path("rsa.pem"),
+            "-noout",
+            "-modulus",
+        ]))
+        .unwrap();
+        let n = base64url(&hex_bytes(modulus.trim().trim_start_matches("Modulus=")));
+        let ec = openssl(&["pkey", "-in", &path("ec.pem"), "-pubout", "-outform", "DER"]);
+        let point = &ec[ec.len() - 64..];
+        let ed = openssl(&["pkey", "-in", &path("ed.pem"), "-pubout", "-outform", "DER"]);
+        let jwks = json!({"keys": [
+            {"kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig", "n": n, "e": "AQAB"},
+            {"kty": "EC", "kid": "ec-1", "alg": "ES256", "crv": "P-256", "x": base64url(&point[..32]), "y": base64url(&point[32..])},
+            {"kty": "OKP", "kid": "ed-1", "alg": "EdDSA", "crv": "Ed25519", "x": base64url(&ed[ed.len() - 32..])},
+        ]});
+        std::fs::write(dir.join("jwks.json"), jwks.to_string()).unwrap();
+        Keys { dir }
+    }
+
+    fn pem(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join(name)).unwrap()
+    }
+
+    fn sign(
+        &self,
+        algorithm: jsonwebtoken::Algorithm,
+        kid: &str,
+        key_file: &str,
+        claims: &Value,
+    ) -> String {
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+        let key = match algorithm {
+            jsonwebtoken::Algorithm::RS256 => {
+                jsonwebtoken::EncodingKey::from_rsa_pem(&self.pem(key_file)).unwrap()
+            }
+            jsonwebtoken::Algorithm::ES256 => {
+                jsonwebtoken::EncodingKey::from_ec_pem(&self.pem(key_file)).unwrap()
+            }
+            jsonwebtoken::Algorithm::EdDSA => {
+                jsonwebtoken::EncodingKey::from_ed_pem(&self.pem(key_file)).unwrap()
+            }
+            _ => jsonwebtoken::EncodingKey::from_secret(&self.pem(key_file)),
+        };
+        let mut header = jsonwebtoken::Header::new(algorithm);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+}
+
+fn claims(user: &str, groups: &[&str], amr: &[&str], lifetime: i64) -> Value {
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    json!({"iss": "https://login.corp.example", "aud": "flowgate", "sub": format!("sub-{user}"), "preferred_username": user,
+           "groups": groups, "amr": amr, "iat": now, "nbf": now - 5, "exp": now + lifetime})
+}
+
+#[test]
+fn forward_auth_verifies_oidc_tokens() {
+    let keys = Keys::generate();
+    let mut routes = runtime::routes::RouteTable::airflow();
+    routes.host = runtime::routes::HostSource::Header(String::from("x-target-host"));
+    let address = start(ServerConfig {
+        forward_auth: Some(runtime::server::ForwardAuthConfig {
+            proxy: runtime::server::Proxy::Traefik,
+            routes,
+            oidc: Some(runtime::server::OidcConfig::new(
+                "https://login.corp.example",
+                "flowgate",
+                keys.dir.join("jwks.json"),
+            )),
+            trusted_headers: None,
+        }),
+        ..ServerConfig::default()
+    });
+    let call_with = |token: &str, dag: &str, host: &str| {
+        let authorization = format!("Bearer {token}");
+        let uri = format!("/api/v2/dags/{dag}/dagRuns");
+        auth(
+            address,
+            "GET",
+            "/v1/forward-auth",
+            &[
+                ("Authorization", authorization.as_str()),
+                ("X-Forwarded-Method", "POST"),
+                ("X-Forwarded-Uri", uri.as_str()),
+                ("X-Target-Host", host),
+            ],
+        )
+    };
+    use jsonwebtoken::Algorithm::{ES256, EdDSA, HS256, RS256};
+    let alice = claims("alice@corp.example", &["data-eng"], &["pwd"], 300);
+    for (algorithm, kid, file) in [
+        (RS256, "rsa-1", "rsa.pem"),
+        (ES256, "ec-1", "ec.pem"),
+        (EdDSA, "ed-1", "ed.pem"),
+    ] {
+        let (status, head) = call_with(
+            &keys.sign(algorithm, kid, file, &alice),
+            "etl_daily",
+            "stg-af-worker-01",
+        );
+        assert_eq!(status, 200, "{algorithm:?}: {head}");
+        assert!(
+            head.contains("x-flowgate-principal: alice@corp.example"),
+            "{head}"
+        );
+    }
+    // MFA from `amr` reaches `pii-needs-mfa`.
+    let carol = |amr: &[&str]| {
+        keys.sign(
+            RS256,
+            "rsa-1",
+            "rsa.pem",
+            &claims("carol@corp.example", &["data-eng-prod"], amr, 300),
+        )
+    };
+    assert_eq!(
+        call_with(&carol(&["pwd"]), "etl_customers", "prod-af-worker-02").0,
+        403
+    );
+    assert_eq!(
+        call_with(
+            &carol(&["pwd", "mfa"]),
+            "etl_customers",
+            "prod-af-worker-02"
+        )
+        .0,
+        200
+    );
+
+    let mut wrong_audience = alice.clone();
+    wrong_audience["aud"] = json!("someone-else");
+    let mut wrong_issuer = alice.clone();
+    wrong_issuer["iss"] = json!("https://evil.example");
+    let rejected = [
+        (
+            "expired",
+            keys.sign(
+                RS256,
+                "rsa-1",
+                "rsa.pem",
+                &claims("alice@corp.example", &["data-eng"], &[], -600),
+            ),
+        ),
+        (
+            "wrong audience",
+            keys.sign(RS256, "rsa-1", "rsa.pem", &wrong_audience),
+        ),
+        (
+            "wrong issuer",
+            keys.sign(RS256, "rsa-1", "rsa.pem", &wrong_issuer),
+        ),
+        (
+            "bad signature",
+            keys.sign(RS256, "rsa-1", "other.pem", &alice),
+        ),
+        ("unknown key", keys.sign(RS256, "rsa-9", "rsa.pem", &alice)),
+        (
+            "HMAC with the public key",
+            keys.sign(HS256, "rsa-1", "rsa.pub.pem", &alice),
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                base64url(br#"{"alg":"none","kid":"rsa-1"}"#),
+                base64url(alice.to_string().as_bytes())
+            ),
+        ),
+        ("garbage", String::from("not-a-token")),
+    ];
+    for (what, token) in rejected {
+        let (status, head) = call_with(&token, "etl_daily", "stg-af-worker-01");
+        assert_eq!(status, 401, "{what}: {head}");
+    }
 }

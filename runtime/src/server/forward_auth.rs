@@ -42,6 +42,8 @@ pub struct TrustedHeaders {
 pub struct ForwardAuthConfig {
     pub proxy: Proxy,
     pub routes: RouteTable,
+    /// Bearer tokens from this identity provider.
+    pub oidc: Option<super::oidc::OidcConfig>,
     pub trusted_headers: Option<TrustedHeaders>,
 }
 
@@ -110,14 +112,20 @@ pub(crate) async fn forward_auth(
         );
     };
 
-    let identity = match identity(config, &headers, peer.ip()) {
-        Some(identity) => identity,
-        None => {
-            return deny(
+    let caller = match identity(&state, config, &headers, peer.ip()) {
+        Ok(caller) => caller,
+        Err(reason) => {
+            let error = super::error::ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "no acceptable identity: send `Authorization: Bearer <token>`",
-                None,
+                "unauthenticated",
+                reason.clone(),
             );
+            super::audit::rejection(&state, &error);
+            state
+                .metrics
+                .bad_requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return deny(StatusCode::UNAUTHORIZED, &reason, None);
         }
     };
 
@@ -147,8 +155,23 @@ pub(crate) async fn forward_auth(
     };
     let mut last_id = String::new();
     for dag in dags {
+        let mut principal = json!({
+            "id": caller.id,
+            "kind": if caller.service { "service" } else { "user" },
+            "groups": caller.groups,
+        });
+        // The token's MFA claim reaches rules only where the schema declares `mfa: Bool`.
+        let schema_has_mfa = engine
+            .policy_set()
+            .schema()
+            .attribute(compiler::ir::EntityKind::Principal, "mfa")
+            .is_some_and(|attr| attr.ty == compiler::ir::Type::Bool);
+        if schema_has_mfa && let (Some(object), Some(mfa)) = (principal.as_object_mut(), caller.mfa)
+        {
+            object.insert(String::from("mfa"), json!(mfa));
+        }
         let request_json = json!({
-            "principal": { "id": identity.0, "groups": identity.1 },
+            "principal": principal,
             "action": mapped.action,
             "dag": dag,
             "host": mapped.host,
@@ -188,8 +211,8 @@ pub(crate) async fn forward_auth(
     let headers = response.headers_mut();
     for (name, value) in [
         ("x-flowgate-decision-id", last_id),
-        ("x-flowgate-principal", identity.0.clone()),
-        ("x-flowgate-groups", identity.1.join(",")),
+        ("x-flowgate-principal", caller.id.clone()),
+        ("x-flowgate-groups", caller.groups.join(",")),
     ] {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(HeaderName::from_static(name), value);
@@ -198,18 +221,45 @@ pub(crate) async fn forward_auth(
     response
 }
 
-/// The caller: from trusted headers when the peer is trusted. (OIDC bearer tokens are the
-/// other source; without one configured, a bearer token cannot be verified and is refused.)
+/// A caller as forward-auth knows it.
+struct Caller {
+    id: String,
+    service: bool,
+    groups: Vec<String>,
+    /// `None` when the source says nothing about MFA (trusted headers).
+    mfa: Option<bool>,
+}
+
+/// The caller: a verified bearer token, else trusted headers from a trusted peer.
 fn identity(
+    state: &AppState,
     config: &ForwardAuthConfig,
     headers: &HeaderMap,
     peer: IpAddr,
-) -> Option<(String, Vec<String>)> {
+) -> Result<Caller, String> {
+    let bearer = header(headers, "authorization")
+        .and_then(|value| value.strip_prefix("Bearer ").map(str::to_owned));
+    if let Some(token) = bearer {
+        let verifier = state
+            .verifier
+            .as_ref()
+            .ok_or("bearer tokens are not accepted: no identity provider is configured")?;
+        let verified = verifier.verify(token.trim())?;
+        return Ok(Caller {
+            id: verified.id,
+            service: verified.service,
+            groups: verified.groups,
+            mfa: Some(verified.mfa),
+        });
+    }
     let trusted = config
         .trusted_headers
         .as_ref()
-        .filter(|trusted| trusted.peers.contains(&peer))?;
-    let user = header(headers, &trusted.user).filter(|user| !user.is_empty())?;
+        .filter(|trusted| trusted.peers.contains(&peer))
+        .ok_or("no acceptable identity: send `Authorization: Bearer <token>`")?;
+    let user = header(headers, &trusted.user)
+        .filter(|user| !user.is_empty())
+        .ok_or("no acceptable identity: the trusted user header is missing")?;
     let groups = header(headers, &trusted.groups)
         .map(|groups| {
             groups
@@ -220,5 +270,10 @@ fn identity(
                 .collect()
         })
         .unwrap_or_default();
-    Some((user, groups))
+    Ok(Caller {
+        id: user,
+        service: false,
+        groups,
+        mfa: None,
+    })
 }

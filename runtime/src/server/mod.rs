@@ -6,6 +6,7 @@ mod audit;
 mod error;
 mod forward_auth;
 mod metrics;
+mod oidc;
 mod reload;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use axum::routing::{any, get, post};
 use compiler::time::Timestamp;
 
 pub use forward_auth::{ForwardAuthConfig, Proxy, TrustedHeaders};
+pub use oidc::{OidcConfig, OidcError};
 
 use crate::decision_log::{DecisionLog, LogConfig};
 use crate::engine::{Engine, EngineOptions};
@@ -67,6 +69,7 @@ pub(crate) struct AppState {
     pub(crate) metrics: metrics::Metrics,
     pub(crate) decisions: AtomicU64,
     pub(crate) log: Option<DecisionLog>,
+    pub(crate) verifier: Option<oidc::Verifier>,
     /// Distinguishes this process's decision ids from other sidecars'.
     pub(crate) instance: String,
 }
@@ -82,6 +85,13 @@ pub(crate) fn now() -> Timestamp {
 fn state(engine: Engine, config: ServerConfig) -> std::io::Result<Arc<AppState>> {
     let instance = format!("{:x}{:04x}", now(), std::process::id() & 0xffff);
     let log = config.log.clone().map(DecisionLog::start).transpose()?;
+    let verifier = config
+        .forward_auth
+        .as_ref()
+        .and_then(|forward| forward.oidc.clone())
+        .map(oidc::Verifier::load)
+        .transpose()
+        .map_err(std::io::Error::other)?;
     Ok(Arc::new(AppState {
         engine: ArcSwap::from_pointee(engine),
         config,
@@ -90,6 +100,7 @@ fn state(engine: Engine, config: ServerConfig) -> std::io::Result<Arc<AppState>>
         metrics: metrics::Metrics::default(),
         decisions: AtomicU64::new(0),
         log,
+        verifier,
         instance,
     }))
 }
