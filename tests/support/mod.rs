@@ -1,0 +1,366 @@
+//! Helpers for the end-to-end tests: JWTs signed with keys made by `openssl` at test time,
+//! `flowgate serve` as a child process, a stand-in for Airflow's REST API, and a raw HTTP
+//! client.
+
+#![allow(dead_code, reason = "each test file uses part of the support module")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// Keys made with the `openssl` command at test time, and the JWKS that publishes them.
+pub(crate) struct Keys {
+    pub(crate) dir: std::path::PathBuf,
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+pub(crate) fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let value = chunk.iter().enumerate().fold(0u32, |acc, (index, byte)| {
+            acc | (u32::from(*byte) << (16 - 8 * index))
+        });
+        for index in 0..=chunk.len() {
+            out.push(char::from(
+                ALPHABET[((value >> (18 - 6 * index)) & 63) as usize],
+            ));
+        }
+    }
+    out
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .map(|index| u8::from_str_radix(&hex[2 * index..2 * index + 2], 16).unwrap())
+        .collect()
+}
+
+impl Keys {
+    pub(crate) fn generate() -> Keys {
+        // One directory per call: tests run in parallel and must not share keys.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("flowgate-keys-{}-{serial}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &path("rsa.pem"),
+        ]);
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &path("other.pem"),
+        ]);
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &path("ec.pem"),
+        ]);
+        openssl(&["genpkey", "-algorithm", "ED25519", "-out", &path("ed.pem")]);
+        openssl(&[
+            "pkey",
+            "-in",
+            &path("rsa.pem"),
+            "-pubout",
+            "-out",
+            &path("rsa.pub.pem"),
+        ]);
+        let modulus = String::from_utf8(openssl(&[
+            "rsa",
+            "-in",
+            &path("rsa.pem"),
+            "-noout",
+            "-modulus",
+        ]))
+        .unwrap();
+        let n = base64url(&hex_bytes(modulus.trim().trim_start_matches("Modulus=")));
+        let ec = openssl(&["pkey", "-in", &path("ec.pem"), "-pubout", "-outform", "DER"]);
+        let point = &ec[ec.len() - 64..];
+        let ed = openssl(&["pkey", "-in", &path("ed.pem"), "-pubout", "-outform", "DER"]);
+        let jwks = json!({"keys": [
+            {"kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig", "n": n, "e": "AQAB"},
+            {"kty": "EC", "kid": "ec-1", "alg": "ES256", "crv": "P-256", "x": base64url(&point[..32]), "y": base64url(&point[32..])},
+            {"kty": "OKP", "kid": "ed-1", "alg": "EdDSA", "crv": "Ed25519", "x": base64url(&ed[ed.len() - 32..])},
+        ]});
+        std::fs::write(dir.join("jwks.json"), jwks.to_string()).unwrap();
+        Keys { dir }
+    }
+
+    fn pem(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join(name)).unwrap()
+    }
+
+    pub(crate) fn sign(
+        &self,
+        algorithm: jsonwebtoken::Algorithm,
+        kid: &str,
+        key_file: &str,
+        claims: &Value,
+    ) -> String {
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+        let key = match algorithm {
+            jsonwebtoken::Algorithm::RS256 => {
+                jsonwebtoken::EncodingKey::from_rsa_pem(&self.pem(key_file)).unwrap()
+            }
+            jsonwebtoken::Algorithm::ES256 => {
+                jsonwebtoken::EncodingKey::from_ec_pem(&self.pem(key_file)).unwrap()
+            }
+            jsonwebtoken::Algorithm::EdDSA => {
+                jsonwebtoken::EncodingKey::from_ed_pem(&self.pem(key_file)).unwrap()
+            }
+            _ => jsonwebtoken::EncodingKey::from_secret(&self.pem(key_file)),
+        };
+        let mut header = jsonwebtoken::Header::new(algorithm);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+}
+
+pub(crate) fn claims(user: &str, groups: &[&str], amr: &[&str], lifetime: i64) -> Value {
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    json!({"iss": "https://login.corp.example", "aud": "flowgate", "sub": format!("sub-{user}"), "preferred_username": user,
+           "groups": groups, "amr": amr, "iat": now, "nbf": now - 5, "exp": now + lifetime})
+}
+
+/// `flowgate serve` in a child process, stopped (with SIGTERM) when dropped.
+pub(crate) struct Flowgate {
+    pub(crate) child: Child,
+    pub(crate) address: SocketAddr,
+}
+
+impl Flowgate {
+    pub(crate) fn start(extra: &[&str]) -> Flowgate {
+        let mut args = vec!["serve", "policies", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("flowgate serve starts");
+        let mut banner = String::new();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let _ = BufReader::new(stderr).read_line(&mut banner);
+        let address = banner
+            .rsplit("http://")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .expect("the banner names the address");
+        Flowgate { child, address }
+    }
+}
+
+impl Drop for Flowgate {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A stand-in for Airflow's REST API: answers 200 and records each request line.
+pub(crate) struct Upstream {
+    pub(crate) address: SocketAddr,
+    pub(crate) seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Upstream {
+    pub(crate) fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|read| read > 2) {
+                    header.clear();
+                }
+                if let Ok(mut seen) = record.lock() {
+                    seen.push(line.trim().to_owned());
+                }
+                let mut stream = reader.into_inner();
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\nupstream ok");
+            }
+        });
+        Upstream { address, seen }
+    }
+
+    pub(crate) fn requests(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .map(|seen| seen.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// One HTTP/1.1 exchange; returns the status and the whole response, lowercased.
+pub(crate) fn http(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, response.to_lowercase())
+}
+
+/// Whether a program is on the PATH; in CI (`CI=true`) a missing one fails the test.
+pub(crate) fn require(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").map_or(true, |ci| ci != "true"),
+            "{program} is required in CI; .ci/run installs it"
+        );
+        eprintln!("skipping: {program} is not installed (.ci/run installs it)");
+    }
+    found
+}
+
+/// nginx with `auth_request` to Flowgate in front of an upstream, from a configuration
+/// written for the test; stopped when dropped.
+pub(crate) struct Nginx {
+    child: Child,
+    pub(crate) address: SocketAddr,
+}
+
+impl Nginx {
+    pub(crate) fn start(flowgate: SocketAddr, upstream: SocketAddr) -> Nginx {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("flowgate-nginx-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(dir.join("logs")).expect("nginx directory");
+        let config = format!(
+            r#"
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/logs/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            auth_request /_flowgate;
+            proxy_pass http://{upstream};
+        }}
+        location = /_flowgate {{
+            internal;
+            proxy_pass http://{flowgate}/v1/forward-auth;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-Original-Method $request_method;
+        }}
+    }}
+}}
+"#,
+            dir = dir.display()
+        );
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, config).expect("nginx.conf");
+        let child = Command::new("nginx")
+            .args([
+                "-p",
+                &dir.to_string_lossy(),
+                "-c",
+                &path.to_string_lossy(),
+                "-g",
+                "daemon off;",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        for _ in 0..100 {
+            if TcpStream::connect(address).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx { child, address }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
