@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use support::{Flowgate, Keys, Upstream, base64url, claims, http, require};
+use support::{Flowgate, Keys, Proxy, Upstream, base64url, claims, http, require};
 
 const ISSUER: &str = "https://login.corp.example";
 
@@ -145,19 +145,24 @@ fn forward_auth_verifies_oidc_tokens() {
     }
 }
 
-#[test]
-fn behind_nginx_auth_request() {
-    if !require("nginx") || !require("openssl") {
+/// The same checks behind each proxy: allow reaches the upstream, deny gets 403 without
+/// reaching it, forged forwarding headers change nothing, no or bad token gets 401.
+fn check_proxy(
+    program: &str,
+    proxy_flag: &str,
+    start: fn(std::net::SocketAddr, std::net::SocketAddr) -> Proxy,
+) {
+    if !require(program) || !require("openssl") {
         return;
     }
     let keys = Keys::generate();
     let upstream = Upstream::start();
-    let mut args: Vec<String> = ["--proxy", "nginx", "--fixed-host", "stg-af-worker-01"]
+    let mut args: Vec<String> = ["--proxy", proxy_flag, "--fixed-host", "stg-af-worker-01"]
         .map(String::from)
         .to_vec();
     args.extend(oidc_flags(&keys));
     let flowgate = Flowgate::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let nginx = support::Nginx::start(flowgate.address, upstream.address);
+    let proxy = start(flowgate.address, upstream.address);
 
     let alice = keys.sign(
         jsonwebtoken::Algorithm::RS256,
@@ -166,74 +171,80 @@ fn behind_nginx_auth_request() {
         &claims("alice@corp.example", &["data-eng"], &[], 300),
     );
     let bearer = format!("Bearer {alice}");
-    // Allowed: nginx asks Flowgate, then the upstream is reached.
+    let allowed = "/api/v2/dags/etl_daily/dagRuns";
+    let denied = "/api/v2/dags/finance_month_end/dagRuns";
+    // The proxy may need a moment to load its routes.
+    let mut status = 0;
+    for _ in 0..100 {
+        status = http(
+            proxy.address,
+            "POST",
+            allowed,
+            &[("Authorization", bearer.as_str())],
+        )
+        .0;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        status, 200,
+        "{program}: an allowed call reaches the upstream"
+    );
     let (status, response) = http(
-        nginx.address,
+        proxy.address,
         "POST",
-        "/api/v2/dags/etl_daily/dagRuns",
+        denied,
         &[("Authorization", bearer.as_str())],
     );
-    assert_eq!(status, 200, "{response}");
-    assert!(response.contains("upstream ok"), "{response}");
-    // Denied: 403, and the upstream never sees the call.
-    let (status, response) = http(
-        nginx.address,
-        "POST",
-        "/api/v2/dags/finance_month_end/dagRuns",
-        &[("Authorization", bearer.as_str())],
-    );
-    assert_eq!(status, 403, "{response}");
-    // Forging the Traefik headers through nginx changes nothing.
-    let forged = [
-        ("Authorization", bearer.as_str()),
-        ("X-Forwarded-Uri", "/api/v2/dags/etl_daily/dagRuns"),
-        ("X-Forwarded-Method", "POST"),
-    ];
+    assert_eq!(status, 403, "{program}: {response}");
+    for forged in [
+        [("X-Forwarded-Uri", allowed), ("X-Forwarded-Method", "POST")],
+        [("X-Original-URI", allowed), ("X-Original-Method", "POST")],
+    ] {
+        let headers = [&[("Authorization", bearer.as_str())][..], &forged[..]].concat();
+        assert_eq!(
+            http(proxy.address, "POST", denied, &headers).0,
+            403,
+            "{program}: forged {forged:?}"
+        );
+    }
     assert_eq!(
-        http(
-            nginx.address,
-            "POST",
-            "/api/v2/dags/finance_month_end/dagRuns",
-            &forged
-        )
-        .0,
-        403
-    );
-    // Nor does forging nginx's own header: nginx overwrites it with the real URI.
-    let forged = [
-        ("Authorization", bearer.as_str()),
-        ("X-Original-URI", "/api/v2/dags/etl_daily/dagRuns"),
-    ];
-    assert_eq!(
-        http(
-            nginx.address,
-            "POST",
-            "/api/v2/dags/finance_month_end/dagRuns",
-            &forged
-        )
-        .0,
-        403
-    );
-    // No token, or a bad one: 401.
-    assert_eq!(
-        http(nginx.address, "POST", "/api/v2/dags/etl_daily/dagRuns", &[]).0,
-        401
+        http(proxy.address, "POST", allowed, &[]).0,
+        401,
+        "{program}: no token"
     );
     assert_eq!(
         http(
-            nginx.address,
+            proxy.address,
             "POST",
-            "/api/v2/dags/etl_daily/dagRuns",
+            allowed,
             &[("Authorization", "Bearer nonsense")]
         )
         .0,
-        401
+        401,
+        "{program}: bad token"
     );
     std::thread::sleep(Duration::from_millis(100));
     let reached = upstream.requests();
-    assert_eq!(
-        reached,
-        ["POST /api/v2/dags/etl_daily/dagRuns HTTP/1.0"],
-        "only the allowed call reached the upstream"
+    assert!(
+        !reached.is_empty() && reached.iter().all(|line| line.contains(allowed)),
+        "{program}: only allowed calls reach the upstream: {reached:?}"
     );
+}
+
+#[test]
+fn behind_nginx_auth_request() {
+    check_proxy("nginx", "nginx", Proxy::nginx);
+}
+
+#[test]
+fn behind_traefik_forward_auth() {
+    check_proxy("traefik", "traefik", Proxy::traefik);
+}
+
+#[test]
+fn behind_envoy_ext_authz_http() {
+    check_proxy("envoy", "envoy", Proxy::envoy);
 }

@@ -284,22 +284,30 @@ pub(crate) fn require(program: &str) -> bool {
     found
 }
 
-/// nginx with `auth_request` to Flowgate in front of an upstream, from a configuration
-/// written for the test; stopped when dropped.
-pub(crate) struct Nginx {
+/// A real proxy (nginx, Traefik or Envoy) in a child process, asking Flowgate about every
+/// call before passing it to the upstream; configured for the test and stopped when dropped.
+pub(crate) struct Proxy {
     child: Child,
     pub(crate) address: SocketAddr,
 }
 
-impl Nginx {
-    pub(crate) fn start(flowgate: SocketAddr, upstream: SocketAddr) -> Nginx {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("flowgate-nginx-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(dir.join("logs")).expect("nginx directory");
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn scratch(kind: &str, port: u16) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("flowgate-{kind}-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(dir.join("logs")).expect("proxy directory");
+    dir
+}
+
+impl Proxy {
+    pub(crate) fn nginx(flowgate: SocketAddr, upstream: SocketAddr) -> Proxy {
+        let port = free_port();
+        let dir = scratch("nginx", port);
         let config = format!(
             r#"
 worker_processes 1;
@@ -334,31 +342,146 @@ http {{
         );
         let path = dir.join("nginx.conf");
         std::fs::write(&path, config).expect("nginx.conf");
-        let child = Command::new("nginx")
-            .args([
+        Proxy::spawn(
+            "nginx",
+            &[
                 "-p",
                 &dir.to_string_lossy(),
                 "-c",
                 &path.to_string_lossy(),
                 "-g",
                 "daemon off;",
-            ])
+            ],
+            port,
+        )
+    }
+
+    pub(crate) fn traefik(flowgate: SocketAddr, upstream: SocketAddr) -> Proxy {
+        let port = free_port();
+        let dir = scratch("traefik", port);
+        let dynamic = format!(
+            r#"
+http:
+  routers:
+    airflow:
+      rule: "PathPrefix(`/`)"
+      entryPoints: [web]
+      middlewares: [flowgate]
+      service: airflow
+  middlewares:
+    flowgate:
+      forwardAuth:
+        address: "http://{flowgate}/v1/forward-auth"
+        trustForwardHeader: false
+        authResponseHeaders: ["X-Flowgate-Principal", "X-Flowgate-Decision-Id"]
+  services:
+    airflow:
+      loadBalancer:
+        servers:
+          - url: "http://{upstream}"
+"#
+        );
+        let path = dir.join("dynamic.yml");
+        std::fs::write(&path, dynamic).expect("dynamic.yml");
+        let entry = format!("--entryPoints.web.address=127.0.0.1:{port}");
+        let file = format!("--providers.file.filename={}", path.display());
+        Proxy::spawn(
+            "traefik",
+            &[
+                &entry,
+                &file,
+                "--log.level=ERROR",
+                "--global.checkNewVersion=false",
+                "--global.sendAnonymousUsage=false",
+            ],
+            port,
+        )
+    }
+
+    pub(crate) fn envoy(flowgate: SocketAddr, upstream: SocketAddr) -> Proxy {
+        let port = free_port();
+        let dir = scratch("envoy", port);
+        let cluster = |name: &str, address: SocketAddr| {
+            format!(
+                "  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n    load_assignment:\n      cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n        - endpoint:\n            address:\n              socket_address: {{ address: {}, port_value: {} }}\n",
+                address.ip(),
+                address.port()
+            )
+        };
+        let config = format!(
+            r#"
+static_resources:
+  listeners:
+  - name: main
+    address:
+      socket_address: {{ address: 127.0.0.1, port_value: {port} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: airflow }}
+          http_filters:
+          - name: envoy.filters.http.ext_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              failure_mode_allow: false
+              http_service:
+                server_uri: {{ uri: "http://{flowgate}", cluster: flowgate, timeout: 2s }}
+                path_prefix: /v1/forward-auth
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+{airflow}{flowgate_cluster}"#,
+            airflow = cluster("airflow", upstream),
+            flowgate_cluster = cluster("flowgate", flowgate),
+        );
+        let path = dir.join("envoy.yaml");
+        std::fs::write(&path, config).expect("envoy.yaml");
+        let base_id = port.to_string();
+        Proxy::spawn(
+            "envoy",
+            &[
+                "-c",
+                &path.to_string_lossy(),
+                "--disable-hot-restart",
+                "--base-id",
+                &base_id,
+                "--log-level",
+                "error",
+            ],
+            port,
+        )
+    }
+
+    fn spawn(program: &str, args: &[&str], port: u16) -> Proxy {
+        let child = Command::new(program)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("nginx starts");
+            .expect("the proxy starts");
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-        for _ in 0..100 {
+        // Ready when it answers: a routed call gets some status other than 404/502.
+        for _ in 0..200 {
             if TcpStream::connect(address).is_ok() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Nginx { child, address }
+        Proxy { child, address }
     }
 }
 
-impl Drop for Nginx {
+impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
