@@ -570,3 +570,42 @@ fn forward_auth_behind_traefik_and_envoy() {
         401
     );
 }
+
+#[test]
+fn the_openapi_document_matches_the_served_api() {
+    let address = start(ServerConfig::default());
+    let (status, document) = call(address, "GET", "/v1/openapi.json", b"");
+    assert_eq!(status, 200);
+    assert_eq!(document["openapi"], "3.1.0");
+    let listed: Vec<String> = document["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let expected: Vec<String> = runtime::server::documented_paths()
+        .iter()
+        .map(|(path, _)| (*path).to_owned())
+        .collect();
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(
+        listed, sorted,
+        "the document lists exactly the served paths"
+    );
+    for (path, methods) in runtime::server::documented_paths() {
+        for method in methods {
+            assert!(
+                document["paths"][path][method].is_object(),
+                "{method} {path} is documented"
+            );
+            // Served: anything but the router's 404 (forward-auth is off here and says so).
+            let (status, body) = call(address, &method.to_uppercase(), path, b"{}");
+            let not_served = status == 404 && body["error"]["code"] == "not-found";
+            assert!(
+                !not_served && status != 405,
+                "{method} {path} is served ({status} {body})"
+            );
+        }
+    }
+}

@@ -7,6 +7,7 @@ mod error;
 mod forward_auth;
 mod metrics;
 mod oidc;
+mod openapi;
 mod reload;
 
 use std::net::SocketAddr;
@@ -21,6 +22,11 @@ use compiler::time::Timestamp;
 
 pub use forward_auth::{ForwardAuthConfig, Proxy, TrustedHeaders};
 pub use oidc::{OidcConfig, OidcError};
+
+/// The paths the API serves, as the OpenAPI document lists them.
+pub fn documented_paths() -> Vec<(&'static str, &'static [&'static str])> {
+    openapi::PATHS.to_vec()
+}
 
 use crate::decision_log::{DecisionLog, LogConfig};
 use crate::engine::{Engine, EngineOptions};
@@ -113,6 +119,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { axum::Json(openapi::document()) }),
+        )
         .route(forward_auth::PREFIX, any(forward_auth::forward_auth))
         .route(
             &format!("{}/{{*rest}}", forward_auth::PREFIX),
