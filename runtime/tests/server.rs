@@ -141,9 +141,16 @@ fn decides_and_reports_the_policy() {
 
 #[test]
 fn bad_input_gets_a_4xx_naming_the_field_and_the_server_keeps_serving() {
+    let log =
+        std::env::temp_dir().join(format!("flowgate-server-log-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&log);
     let address = start(ServerConfig {
         max_body_bytes: 64 * 1024,
         max_batch: 2,
+        log: Some(runtime::decision_log::LogConfig {
+            sink: runtime::decision_log::LogSink::File(log.clone()),
+            ..Default::default()
+        }),
         ..ServerConfig::default()
     });
     let cases: Vec<(&[u8], u16, &str, &str)> = vec![
@@ -203,8 +210,29 @@ fn bad_input_gets_a_4xx_naming_the_field_and_the_server_keeps_serving() {
     assert_eq!(post(address, "/v1/decide", &request).0, 200);
     let metrics = call_text(address, "/metrics");
     assert!(
-        metrics.contains("flowgate_bad_requests_total 8"),
+        metrics.contains("flowgate_bad_requests_total 9"),
         "{metrics}"
+    );
+    // Every call is in the decision log: nine rejections (the 404 too) and one decision.
+    assert!(eventually(|| std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        == 10));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        text.lines()
+            .filter(|line| line.contains("\"rejected\""))
+            .count(),
+        9,
+        "{text}"
+    );
+    assert!(text.contains("\"pointer\":\"/principal/mfa\""), "{text}");
+    assert!(
+        text.lines()
+            .any(|line| line.contains("\"decision\":\"allow\"")
+                || line.contains("\"decision\":\"deny\"")),
+        "{text}"
     );
 }
 

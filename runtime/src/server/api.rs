@@ -257,10 +257,14 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Json<JsonValue
     )
 }
 
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::new(
+pub(crate) async fn not_found(State(state): State<Arc<AppState>>) -> ApiError {
+    let error = ApiError::new(
         StatusCode::NOT_FOUND,
         "not-found",
-        "no such endpoint; see /v1/decide, /v1/decide/batch, /v1/policy, /healthz, /readyz",
-    )
+        "no such endpoint; see /v1/openapi.json",
+    );
+    match counted(&state, Err::<(), _>(error)) {
+        Err(error) => error,
+        Ok(()) => ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint"),
+    }
 }
