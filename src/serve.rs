@@ -8,7 +8,8 @@ use clap::Args;
 use runtime::decision_log::{LogConfig, LogSink, WhenFull};
 use runtime::routes::{HostSource, RouteTable};
 use runtime::server::{
-    ForwardAuthConfig, OidcConfig, Proxy, ReloadConfig, ServerConfig, TrustedHeaders, serve,
+    ConnectionLimits, ForwardAuthConfig, OidcConfig, Proxy, ReloadConfig, ServerConfig,
+    TrustedHeaders, serve,
 };
 use runtime::{EngineOptions, UnlistedEntities};
 
@@ -27,6 +28,12 @@ pub(crate) struct ServeArgs {
     /// Most requests in one batch.
     #[arg(long, default_value_t = 1_000)]
     max_batch: usize,
+    /// Seconds a client has to send a request's head; slower ones are cut off.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Largest request head (line and headers) in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_header_bytes: usize,
     /// Reload only on SIGHUP, not when files in the policy directory change.
     #[arg(long)]
     no_watch: bool,
@@ -129,6 +136,11 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
             mask: args.log_mask.clone(),
         }),
         forward_auth: Some(forward_auth(args)),
+        limits: ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
+            max_header_bytes: args.max_header_bytes,
+            ..ConnectionLimits::default()
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -637,3 +637,47 @@ fn the_openapi_document_matches_the_served_api() {
         }
     }
 }
+
+#[test]
+fn slow_and_bloated_request_heads_are_cut_off() {
+    let limits = runtime::server::ConnectionLimits {
+        header_read_timeout: Duration::from_millis(500),
+        max_header_bytes: 16 * 1024,
+        ..Default::default()
+    };
+    let address = start(ServerConfig {
+        limits,
+        ..ServerConfig::default()
+    });
+
+    // Slowloris: half a request head, then silence. The server hangs up.
+    let mut slow = TcpStream::connect(address).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    let clock = std::time::Instant::now();
+    let mut buffer = Vec::new();
+    let _ = slow.read_to_end(&mut buffer);
+    assert!(
+        clock.elapsed() < Duration::from_secs(4),
+        "the connection was held for {:?}",
+        clock.elapsed()
+    );
+
+    // A header flood: one header of 100 KB. Refused (431) or cut, never served.
+    let flood = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Flood: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.write_all(flood.as_bytes());
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(!response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // Everyone else is still served.
+    assert_eq!(call(address, "GET", "/healthz", b"").0, 200);
+}

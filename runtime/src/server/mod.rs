@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod error;
 mod forward_auth;
+mod listen;
 mod metrics;
 mod oidc;
 mod openapi;
@@ -21,6 +22,7 @@ use axum::routing::{any, get, post};
 use compiler::time::Timestamp;
 
 pub use forward_auth::{ForwardAuthConfig, Proxy, TrustedHeaders};
+pub use listen::ConnectionLimits;
 pub use oidc::{OidcConfig, OidcError};
 
 /// The paths the API serves, as the OpenAPI document lists them.
@@ -44,6 +46,7 @@ pub struct ServerConfig {
     pub log: Option<LogConfig>,
     /// `/v1/forward-auth` for proxies; `None` leaves it off.
     pub forward_auth: Option<ForwardAuthConfig>,
+    pub limits: ConnectionLimits,
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             reload: None,
             log: None,
             forward_auth: None,
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -143,13 +147,16 @@ pub async fn serve(
     if let Some(reload) = state.config.reload.clone() {
         reload::spawn(state.clone(), reload.dir, reload.options, reload.watch);
     }
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    listen::accept(
+        listener,
+        router(state.clone()),
+        state.config.limits,
+        shutdown,
+    )
+    .await;
     // Requests in flight have finished: write out every queued line before returning.
     if let Some(log) = &state.log {
         log.close();
     }
-    served
+    Ok(())
 }
