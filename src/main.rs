@@ -6,6 +6,7 @@ mod fmt;
 mod load;
 mod run_tests;
 mod serve;
+mod serve_config;
 
 use std::process::ExitCode;
 

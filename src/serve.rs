@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use runtime::decision_log::{LogConfig, LogSink, WhenFull};
-use runtime::routes::{HostSource, RouteTable};
+use std::time::Duration;
+
+use runtime::routes::{DagSource, HostSource, Route, RouteAction, RouteTable};
 use runtime::server::{
     ConnectionLimits, ForwardAuthConfig, OidcConfig, Proxy, ReloadConfig, ServerConfig,
     TrustedHeaders, serve,
@@ -17,8 +19,11 @@ use crate::exit;
 
 #[derive(Args)]
 pub(crate) struct ServeArgs {
-    /// Policy directory (default: `policies/`).
+    /// Policy directory (default: the config file's `policy_dir`, else `policies/`).
     dir: Option<PathBuf>,
+    /// A `flowgate.toml` with every setting; when given, the other options are ignored.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8181")]
     listen: SocketAddr,
@@ -100,47 +105,27 @@ enum WhenFullArg {
 
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
     let now = crate::fmt::now(None)?;
-    let engine = match crate::load::engine(args.dir.as_deref(), now)? {
-        Ok(engine) => engine,
-        Err(code) => return Ok(code),
-    };
+    let file = args
+        .config
+        .as_deref()
+        .map(crate::serve_config::read)
+        .transpose()?;
     let dir = args
         .dir
         .clone()
+        .or_else(|| file.as_ref().and_then(|file| file.policy_dir.clone()))
         .unwrap_or_else(|| PathBuf::from("policies"));
-    let reload = ReloadConfig {
-        dir,
-        options: EngineOptions {
-            now,
-            unlisted: UnlistedEntities::Judge,
-        },
-        watch: !args.no_watch,
+    let engine = match crate::load::engine(Some(&dir), now)? {
+        Ok(engine) => engine,
+        Err(code) => return Ok(code),
     };
-    let config = ServerConfig {
-        listen: args.listen,
-        max_body_bytes: args.max_body_bytes,
-        max_batch: args.max_batch,
-        reload: Some(reload),
-        log: Some(LogConfig {
-            sink: if args.decision_log.as_os_str() == "-" {
-                LogSink::Stdout
-            } else {
-                LogSink::File(args.decision_log.clone())
-            },
-            capacity: args.log_queue,
-            when_full: match args.log_when_full {
-                WhenFullArg::Block => WhenFull::Block,
-                WhenFullArg::Deny => WhenFull::Deny,
-            },
-            rotate_bytes: args.log_rotate_bytes,
-            mask: args.log_mask.clone(),
-        }),
-        forward_auth: Some(forward_auth(args)),
-        limits: ConnectionLimits {
-            header_read_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
-            max_header_bytes: args.max_header_bytes,
-            ..ConnectionLimits::default()
-        },
+    let options = EngineOptions {
+        now,
+        unlisted: UnlistedEntities::Judge,
+    };
+    let config = match &file {
+        Some(file) => from_file(file, dir, options),
+        None => from_args(args, dir, options),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -162,6 +147,170 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
     })?;
     eprintln!("flowgate: stopped");
     Ok(exit::CLEAN)
+}
+
+/// The configuration from command-line flags, when there is no `--config` file.
+fn from_args(args: &ServeArgs, dir: PathBuf, options: EngineOptions) -> ServerConfig {
+    ServerConfig {
+        listen: args.listen,
+        max_body_bytes: args.max_body_bytes,
+        max_batch: args.max_batch,
+        reload: Some(ReloadConfig {
+            dir,
+            options,
+            watch: !args.no_watch,
+        }),
+        log: Some(LogConfig {
+            sink: sink(&args.decision_log),
+            capacity: args.log_queue,
+            when_full: match args.log_when_full {
+                WhenFullArg::Block => WhenFull::Block,
+                WhenFullArg::Deny => WhenFull::Deny,
+            },
+            rotate_bytes: args.log_rotate_bytes,
+            mask: args.log_mask.clone(),
+        }),
+        forward_auth: Some(forward_auth(args)),
+        limits: ConnectionLimits {
+            header_read_timeout: Duration::from_secs(args.header_timeout_secs),
+            max_header_bytes: args.max_header_bytes,
+            ..ConnectionLimits::default()
+        },
+    }
+}
+
+fn sink(path: &std::path::Path) -> LogSink {
+    if path.as_os_str() == "-" {
+        LogSink::Stdout
+    } else {
+        LogSink::File(path.to_path_buf())
+    }
+}
+
+/// The configuration from `flowgate.toml`; every key missing there takes its default.
+fn from_file(
+    file: &crate::serve_config::ConfigFile,
+    dir: PathBuf,
+    options: EngineOptions,
+) -> ServerConfig {
+    let defaults = ServerConfig::default();
+    let limits = &file.limits;
+    let mut routes = match file.forward_auth.preset.as_deref() {
+        Some("none") => RouteTable {
+            routes: Vec::new(),
+            host: HostSource::None,
+        },
+        _ => RouteTable::airflow(),
+    };
+    let extra: Vec<Route> = file
+        .forward_auth
+        .routes
+        .iter()
+        .map(|route| {
+            let dags = match &route.dag {
+                Some(crate::serve_config::DagFrom::Path(name)) => DagSource::Path(name.clone()),
+                Some(crate::serve_config::DagFrom::Body(pointer)) => {
+                    DagSource::Body(pointer.clone())
+                }
+                None => DagSource::None,
+            };
+            Route::new(
+                &route.method,
+                &route.path,
+                RouteAction::Named(route.action.clone()),
+                dags,
+            )
+        })
+        .collect();
+    routes.routes.splice(0..0, extra);
+    routes.host = match &file.forward_auth.host {
+        Some(crate::serve_config::HostFrom::Header(name)) => {
+            HostSource::Header(name.to_ascii_lowercase())
+        }
+        Some(crate::serve_config::HostFrom::Pointer(pointer)) => {
+            HostSource::BodyPointer(pointer.clone())
+        }
+        Some(crate::serve_config::HostFrom::Fixed(host)) => HostSource::Fixed(host.clone()),
+        None => HostSource::None,
+    };
+    let oidc = file.oidc.as_ref().map(|oidc| {
+        let mut config = OidcConfig::new(
+            oidc.issuer.clone(),
+            oidc.audience.clone(),
+            oidc.jwks_file.clone(),
+        );
+        if let Some(claims) = &oidc.id_claims {
+            config.id_claims = claims.clone();
+        }
+        if let Some(claims) = &oidc.group_claims {
+            config.group_claims = claims.clone();
+        }
+        if oidc.service_claim.is_some() {
+            config.service_claim = oidc.service_claim.clone();
+        }
+        if let Some(leeway) = oidc.leeway_secs {
+            config.leeway = leeway;
+        }
+        config
+    });
+    ServerConfig {
+        listen: file.listen.unwrap_or(defaults.listen),
+        max_body_bytes: limits.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+        max_batch: limits.max_batch.unwrap_or(defaults.max_batch),
+        reload: Some(ReloadConfig {
+            dir,
+            options,
+            watch: file.reload.watch.unwrap_or(true),
+        }),
+        log: Some(LogConfig {
+            sink: sink(
+                file.log
+                    .path
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("-")),
+            ),
+            capacity: file.log.queue.unwrap_or(10_000),
+            when_full: match file.log.when_full {
+                Some(crate::serve_config::WhenFull::Deny) => WhenFull::Deny,
+                _ => WhenFull::Block,
+            },
+            rotate_bytes: file.log.rotate_bytes,
+            mask: file.log.mask.clone(),
+        }),
+        forward_auth: Some(ForwardAuthConfig {
+            proxy: match file.forward_auth.proxy {
+                Some(crate::serve_config::ProxyKind::Traefik) => Proxy::Traefik,
+                Some(crate::serve_config::ProxyKind::Envoy) => Proxy::Envoy {
+                    prefix: String::from("/v1/forward-auth"),
+                },
+                _ => Proxy::Nginx,
+            },
+            routes,
+            oidc,
+            trusted_headers: file.trusted_headers.as_ref().map(|trusted| TrustedHeaders {
+                user: trusted
+                    .user
+                    .clone()
+                    .unwrap_or_else(|| String::from("x-remote-user"))
+                    .to_ascii_lowercase(),
+                groups: trusted
+                    .groups
+                    .clone()
+                    .unwrap_or_else(|| String::from("x-remote-groups"))
+                    .to_ascii_lowercase(),
+                peers: trusted.peers.clone(),
+            }),
+        }),
+        limits: ConnectionLimits {
+            header_read_timeout: limits
+                .header_timeout_secs
+                .map_or(defaults.limits.header_read_timeout, Duration::from_secs),
+            max_header_bytes: limits
+                .max_header_bytes
+                .unwrap_or(defaults.limits.max_header_bytes),
+            ..ConnectionLimits::default()
+        },
+    }
 }
 
 fn forward_auth(args: &ServeArgs) -> ForwardAuthConfig {

@@ -438,3 +438,88 @@ fn serve_answers_over_http_and_stops_on_sigterm() {
     #[cfg(not(unix))]
     let _ = child.kill();
 }
+
+#[test]
+fn serve_reads_a_config_file_and_refuses_unknown_keys() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = scratch("config");
+    let log = dir.join("decisions.jsonl");
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let config = write(
+        &dir,
+        "flowgate.toml",
+        &format!(
+            r#"
+policy_dir = "{policies}"
+listen = "127.0.0.1:0"
+
+[log]
+path = "{log}"
+
+[forward_auth]
+proxy = "traefik"
+host = {{ fixed = "stg-af-worker-01" }}
+
+[[forward_auth.route]]
+method = "POST"
+path = "/api/v2/pools/{{pool}}"
+action = "edit"
+
+[trusted_headers]
+peers = ["127.0.0.1"]
+"#,
+            policies = policies.display(),
+            log = log.display()
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowgate"))
+        .args(["serve", "--config", arg(&config)])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start flowgate serve: {error}"));
+    let mut server_stderr =
+        BufReader::new(child.stderr.take().unwrap_or_else(|| panic!("no stderr")));
+    let mut banner = String::new();
+    let _ = server_stderr.read_line(&mut banner);
+    let address = banner
+        .rsplit("http://")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    // The custom route maps the call to `edit`, which `airflow-admins-nonprod` allows off prod.
+    let mut stream =
+        std::net::TcpStream::connect(&address).unwrap_or_else(|error| panic!("{banner}: {error}"));
+    let _ = write!(
+        stream,
+        "GET /v1/forward-auth HTTP/1.1\r\nHost: x\r\nX-Forwarded-Method: POST\r\nX-Forwarded-Uri: /api/v2/pools/default\r\nX-Remote-User: adam\r\nX-Remote-Groups: airflow-admins\r\nConnection: close\r\n\r\n"
+    );
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    #[cfg(unix)]
+    {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
+    let _ = child.wait();
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("\"action\":\"edit\"")
+    );
+
+    let bad = write(
+        &dir,
+        "bad.toml",
+        "listen = \"127.0.0.1:0\"\n[log]\npaht = \"x\"\n",
+    );
+    let output = flowgate(&["serve", "--config", arg(&bad)]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("unknown field `paht`"),
+        "{}",
+        stderr(&output)
+    );
+}
