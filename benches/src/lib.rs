@@ -73,6 +73,16 @@ pub enum DagPattern {
     Exact(String),
 }
 
+impl DagPattern {
+    /// The pattern as a glob: `etl_*`, or the exact id.
+    pub fn glob(&self) -> String {
+        match self {
+            DagPattern::Exact(id) => id.clone(),
+            DagPattern::Prefix(area) => format!("{area}_*"),
+        }
+    }
+}
+
 pub enum Rule {
     Permit {
         group: String,
@@ -267,10 +277,7 @@ impl Scenario {
                     dag,
                     env,
                 } => {
-                    let pattern = match dag {
-                        DagPattern::Exact(id) => format!("\"{id}\""),
-                        DagPattern::Prefix(area) => format!("\"{area}_*\""),
-                    };
+                    let pattern = format!("\"{}\"", dag.glob());
                     let _ = writeln!(
                         out,
                         "@id(\"rule-{index}\")\npermit {}\n  to group \"{group}\"\n  on dag {pattern}\n  at host where env == {env};",

@@ -4,7 +4,7 @@
 use casbin::{CoreApi, DefaultModel, Enforcer, MemoryAdapter, MgmtApi};
 
 use super::Peer;
-use crate::{DagPattern, Rule, Scenario};
+use crate::{Rule, Scenario};
 
 const MODEL: &str = r#"
 [request_definition]
@@ -43,10 +43,7 @@ impl Casbin {
                         dag,
                         env,
                     } => {
-                        let pattern = match dag {
-                            DagPattern::Exact(id) => id.clone(),
-                            DagPattern::Prefix(area) => format!("{area}_*"),
-                        };
+                        let pattern = dag.glob();
                         for action in *actions {
                             policies.push(vec![
                                 group.clone(),

@@ -53,110 +53,117 @@ impl Metrics {
 
     pub(crate) fn render(&self, version: &str, rules: usize, log: Option<&LogCounters>) -> String {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP flowgate_decisions_total Decisions made, by effect.\n# TYPE flowgate_decisions_total counter"
+        let mut out = Exposition::default();
+        out.family(
+            "flowgate_decisions_total",
+            "counter",
+            "Decisions made, by effect.",
         );
-        let _ = writeln!(
-            out,
-            "flowgate_decisions_total{{effect=\"allow\"}} {}",
-            load(&self.allow)
+        out.sample(
+            "flowgate_decisions_total{effect=\"allow\"}",
+            load(&self.allow),
         );
-        let _ = writeln!(
-            out,
-            "flowgate_decisions_total{{effect=\"deny\"}} {}",
-            load(&self.deny)
+        out.sample(
+            "flowgate_decisions_total{effect=\"deny\"}",
+            load(&self.deny),
         );
-        let _ = writeln!(
-            out,
-            "# HELP flowgate_decision_seconds Time the engine spent deciding.\n# TYPE flowgate_decision_seconds histogram"
+        out.family(
+            "flowgate_decision_seconds",
+            "histogram",
+            "Time the engine spent deciding.",
         );
         let mut cumulative = 0;
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
             cumulative += load(bucket);
-            let _ = writeln!(
-                out,
-                "flowgate_decision_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            out.sample(
+                &format!("flowgate_decision_seconds_bucket{{le=\"{bound}\"}}"),
+                cumulative,
             );
         }
         let count = load(&self.latency_count);
-        let _ = writeln!(
-            out,
-            "flowgate_decision_seconds_bucket{{le=\"+Inf\"}} {count}"
+        out.sample("flowgate_decision_seconds_bucket{le=\"+Inf\"}", count);
+        out.sample(
+            "flowgate_decision_seconds_sum",
+            load(&self.latency_nanos) as f64 / 1e9,
         );
-        let _ = writeln!(
-            out,
-            "flowgate_decision_seconds_sum {}",
-            load(&self.latency_nanos) as f64 / 1e9
+        out.sample("flowgate_decision_seconds_count", count);
+        out.family(
+            "flowgate_bad_requests_total",
+            "counter",
+            "Requests rejected with a 4xx.",
         );
-        let _ = writeln!(out, "flowgate_decision_seconds_count {count}");
-        let _ = writeln!(
-            out,
-            "# HELP flowgate_bad_requests_total Requests rejected with a 4xx.\n# TYPE flowgate_bad_requests_total counter"
+        out.sample("flowgate_bad_requests_total", load(&self.bad_requests));
+        out.family(
+            "flowgate_reloads_total",
+            "counter",
+            "Policy reloads, by outcome.",
         );
-        let _ = writeln!(
-            out,
-            "flowgate_bad_requests_total {}",
-            load(&self.bad_requests)
+        out.sample(
+            "flowgate_reloads_total{outcome=\"ok\"}",
+            load(&self.reloads_ok),
         );
-        let _ = writeln!(
-            out,
-            "# HELP flowgate_reloads_total Policy reloads, by outcome.\n# TYPE flowgate_reloads_total counter"
+        out.sample(
+            "flowgate_reloads_total{outcome=\"rejected\"}",
+            load(&self.reloads_failed),
         );
-        let _ = writeln!(
-            out,
-            "flowgate_reloads_total{{outcome=\"ok\"}} {}",
-            load(&self.reloads_ok)
+        out.family(
+            "flowgate_policy_info",
+            "gauge",
+            "The policy set being served.",
         );
-        let _ = writeln!(
-            out,
-            "flowgate_reloads_total{{outcome=\"rejected\"}} {}",
-            load(&self.reloads_failed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP flowgate_policy_info The policy set being served.\n# TYPE flowgate_policy_info gauge"
-        );
-        let _ = writeln!(
-            out,
-            "flowgate_policy_info{{version=\"{version}\",rules=\"{rules}\"}} 1"
+        out.sample(
+            &format!("flowgate_policy_info{{version=\"{version}\",rules=\"{rules}\"}}"),
+            1,
         );
         if let Some(log) = log {
-            let _ = writeln!(
-                out,
-                "# HELP flowgate_log_queue_depth Decision-log lines queued, not yet written.\n# TYPE flowgate_log_queue_depth gauge"
+            out.family(
+                "flowgate_log_queue_depth",
+                "gauge",
+                "Decision-log lines queued, not yet written.",
             );
-            let _ = writeln!(out, "flowgate_log_queue_depth {}", log.depth());
-            let _ = writeln!(
-                out,
-                "# HELP flowgate_log_lines_total Decision-log lines written.\n# TYPE flowgate_log_lines_total counter"
+            out.sample("flowgate_log_queue_depth", log.depth());
+            out.family(
+                "flowgate_log_lines_total",
+                "counter",
+                "Decision-log lines written.",
             );
-            let _ = writeln!(out, "flowgate_log_lines_total {}", load(&log.written));
-            let _ = writeln!(
-                out,
-                "# HELP flowgate_log_full_total Times the log queue was full, by what happened.\n# TYPE flowgate_log_full_total counter"
+            out.sample("flowgate_log_lines_total", load(&log.written));
+            out.family(
+                "flowgate_log_full_total",
+                "counter",
+                "Times the log queue was full, by what happened.",
             );
-            let _ = writeln!(
-                out,
-                "flowgate_log_full_total{{outcome=\"waited\"}} {}",
-                load(&log.waited)
+            out.sample(
+                "flowgate_log_full_total{outcome=\"waited\"}",
+                load(&log.waited),
             );
-            let _ = writeln!(
-                out,
-                "flowgate_log_full_total{{outcome=\"denied\"}} {}",
-                load(&log.denied_full)
+            out.sample(
+                "flowgate_log_full_total{outcome=\"denied\"}",
+                load(&log.denied_full),
             );
-            let _ = writeln!(
-                out,
-                "# HELP flowgate_log_write_errors_total Lines the log could not write.\n# TYPE flowgate_log_write_errors_total counter"
+            out.family(
+                "flowgate_log_write_errors_total",
+                "counter",
+                "Lines the log could not write.",
             );
-            let _ = writeln!(
-                out,
-                "flowgate_log_write_errors_total {}",
-                load(&log.write_errors)
-            );
+            out.sample("flowgate_log_write_errors_total", load(&log.write_errors));
         }
-        out
+        out.text
+    }
+}
+
+/// The Prometheus text format, written a metric family at a time.
+#[derive(Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, series: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(self.text, "{series} {value}");
     }
 }
