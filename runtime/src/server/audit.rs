@@ -1,6 +1,7 @@
 //! Decision-log entries for the HTTP API: one per decision, one per rejected request.
 
 use compiler::eval::Request;
+use serde::Serialize;
 use serde_json::json;
 
 use super::AppState;
@@ -19,27 +20,53 @@ pub(crate) fn decision(
     latency_nanos: u128,
 ) -> bool {
     let Some(log) = &state.log else { return true };
-    let entry = json!({
-        "time": compiler::time::format_rfc3339(super::now()),
-        "decision_id": id,
-        "source": "http",
-        "principal": {
-            "id": request.principal_id,
-            "kind": request.principal_kind.keyword(),
-            "groups": request.groups,
+    let entry = DecisionEntry {
+        time: compiler::time::format_rfc3339(super::now()),
+        decision_id: id,
+        source: "http",
+        principal: PrincipalEntry {
+            id: &request.principal_id,
+            kind: request.principal_kind.keyword(),
+            groups: &request.groups,
         },
-        "action": engine.policy_set().schema().action_name(request.action),
-        "dag": request.dag.as_ref().map(|dag| dag.id.as_str()),
-        "host": request.host.as_ref().map(|host| host.id.as_str()),
-        "decision": answer.decision,
-        "deciding": answer.deciding,
-        "missing": answer.missing,
-        "reason": answer.reason,
-        "policy_version": answer.policy_version,
-        "git_commit": engine.version().git_commit,
-        "latency_us": latency_nanos as f64 / 1_000.0,
-    });
-    log.record(entry).is_ok()
+        action: engine.policy_set().schema().action_name(request.action),
+        dag: request.dag.as_ref().map(|dag| dag.id.as_str()),
+        host: request.host.as_ref().map(|host| host.id.as_str()),
+        decision: answer.decision,
+        deciding: &answer.deciding,
+        missing: &answer.missing,
+        reason: answer.reason.as_deref(),
+        policy_version: &answer.policy_version,
+        git_commit: engine.version().git_commit.as_deref(),
+        latency_us: latency_nanos as f64 / 1_000.0,
+    };
+    log.record(&entry).is_ok()
+}
+
+/// One decision-log line.
+#[derive(Serialize)]
+struct DecisionEntry<'a> {
+    time: String,
+    decision_id: &'a str,
+    source: &'static str,
+    principal: PrincipalEntry<'a>,
+    action: &'a str,
+    dag: Option<&'a str>,
+    host: Option<&'a str>,
+    decision: &'static str,
+    deciding: &'a [String],
+    missing: &'a [String],
+    reason: Option<&'a str>,
+    policy_version: &'a str,
+    git_commit: Option<&'a str>,
+    latency_us: f64,
+}
+
+#[derive(Serialize)]
+struct PrincipalEntry<'a> {
+    id: &'a str,
+    kind: &'static str,
+    groups: &'a [String],
 }
 
 /// Records a request the API rejected, so the log shows every call, not only decisions.
@@ -56,7 +83,7 @@ pub(crate) fn rejection(state: &AppState, error: &ApiError) {
         },
     });
     // A rejection is answered with a 4xx whatever the log does; a full log is counted.
-    let _ = log.record(entry);
+    let _ = log.record(&entry);
 }
 
 /// The answer after a refusal to log: a deny that says why.
