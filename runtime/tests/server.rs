@@ -681,3 +681,101 @@ fn slow_and_bloated_request_heads_are_cut_off() {
     // Everyone else is still served.
     assert_eq!(call(address, "GET", "/healthz", b"").0, 200);
 }
+
+#[test]
+fn reloads_of_a_large_set_under_traffic_fail_no_request() {
+    // 10,000 rules in one file, swapped while clients keep asking.
+    let dir = std::env::temp_dir().join(format!("flowgate-reload-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = |env: &str| {
+        let mut text = String::from(
+            "enum Env { dev, prod }\nhost { env: Env }\nactions { trigger, view }\nhost \"h1\" { env: prod }\n",
+        );
+        for index in 0..10_000 {
+            text.push_str(&format!(
+                "@id(\"r{index}\") permit view to group \"g{}\" at host where env == {env};\n",
+                index % 200
+            ));
+        }
+        text
+    };
+    std::fs::write(dir.join("set.gate"), rules("prod")).unwrap();
+    let options = EngineOptions {
+        now: 1_800_000_000,
+        unlisted: UnlistedEntities::Judge,
+    };
+    let engine = Engine::load(&dir, options.clone()).unwrap();
+    let reload = runtime::server::ReloadConfig {
+        dir: dir.clone(),
+        options,
+        watch: true,
+    };
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            sender.send(listener.local_addr().unwrap()).unwrap();
+            serve(
+                listener,
+                engine,
+                ServerConfig {
+                    reload: Some(reload),
+                    ..ServerConfig::default()
+                },
+                std::future::pending(),
+            )
+            .await
+            .unwrap();
+        });
+    });
+    let address = receiver.recv_timeout(Duration::from_secs(10)).unwrap();
+    let first = call(address, "GET", "/v1/policy", b"").1["content_hash"].clone();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut answered = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let request = json!({"principal": {"id": "u", "groups": [format!("g{client}")]}, "action": "view", "host": "h1"});
+                    let (status, answer) = post(address, "/v1/decide", &request);
+                    assert_eq!(status, 200, "{answer}");
+                    assert!(answer["decision"] == "allow" || answer["decision"] == "deny", "{answer}");
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+    // Flip the set three times under traffic: prod grants, then dev grants, then prod again.
+    for env in ["dev", "prod", "dev"] {
+        std::thread::sleep(Duration::from_millis(400));
+        std::fs::write(dir.join("set.gate"), rules(env)).unwrap();
+    }
+    // Loading 10,000 rules takes a while in a debug build; traffic goes on meanwhile.
+    assert!(eventually(
+        || call(address, "GET", "/v1/policy", b"").1["content_hash"] != first
+    ));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered: usize = clients
+        .into_iter()
+        .map(|client| client.join().expect("no client saw a failed request"))
+        .sum();
+    assert!(answered > 20, "only {answered} requests were made");
+    let metrics = call_text(address, "/metrics");
+    assert!(
+        !metrics.contains("flowgate_reloads_total{outcome=\"ok\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flowgate_reloads_total{outcome=\"rejected\"} 0"),
+        "{metrics}"
+    );
+}

@@ -26,12 +26,13 @@ pub(crate) fn reload(state: &AppState, dir: &Path, options: &EngineOptions) {
     };
     match Engine::load(dir, options) {
         Ok(engine) => {
-            state.engine.store(Arc::new(engine));
+            // Bookkeeping first: whoever sees the new set also sees its load recorded.
             state.loaded_at.store(super::now(), Ordering::Relaxed);
             state.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut error) = state.last_reload_error.lock() {
                 *error = None;
             }
+            state.engine.store(Arc::new(engine));
         }
         Err(error) => {
             state.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
