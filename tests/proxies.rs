@@ -248,3 +248,65 @@ fn behind_traefik_forward_auth() {
 fn behind_envoy_ext_authz_http() {
     check_proxy("envoy", "envoy", Proxy::envoy);
 }
+
+#[test]
+fn rotated_signing_keys_take_effect_on_sighup() {
+    if !require("openssl") {
+        return;
+    }
+    let keys = Keys::generate();
+    let mut args: Vec<String> = ["--proxy", "traefik", "--fixed-host", "stg-af-worker-01"]
+        .map(String::from)
+        .to_vec();
+    args.extend(oidc_flags(&keys));
+    let flowgate = Flowgate::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // The identity provider starts signing with a new key, `rsa-2`.
+    let token = keys.sign(
+        jsonwebtoken::Algorithm::RS256,
+        "rsa-2",
+        "other.pem",
+        &claims("alice@corp.example", &["data-eng"], &[], 300),
+    );
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("X-Forwarded-Method", "POST"),
+        ("X-Forwarded-Uri", "/api/v2/dags/etl_daily/dagRuns"),
+    ];
+    assert_eq!(
+        http(flowgate.address, "GET", "/v1/forward-auth", &headers).0,
+        401,
+        "an unknown key is refused"
+    );
+    // The JWKS is updated and the sidecar told with SIGHUP.
+    let jwks = keys.dir.join("jwks.json");
+    let mut document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&jwks).unwrap()).unwrap();
+    document["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(keys.rsa_jwk("other.pem", "rsa-2"));
+    std::fs::write(&jwks, document.to_string()).unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &flowgate.child.id().to_string()])
+        .status();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = http(flowgate.address, "GET", "/v1/forward-auth", &headers).0;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status, 200, "the rotated key is accepted after SIGHUP");
+    // A JWKS that cannot be read keeps the keys already loaded.
+    std::fs::write(&jwks, "not json").unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &flowgate.child.id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        http(flowgate.address, "GET", "/v1/forward-auth", &headers).0,
+        200
+    );
+}

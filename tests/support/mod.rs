@@ -97,25 +97,27 @@ impl Keys {
             "-out",
             &path("rsa.pub.pem"),
         ]);
-        let modulus = String::from_utf8(openssl(&[
-            "rsa",
-            "-in",
-            &path("rsa.pem"),
-            "-noout",
-            "-modulus",
-        ]))
-        .unwrap();
-        let n = base64url(&hex_bytes(modulus.trim().trim_start_matches("Modulus=")));
+        let keys = Keys { dir: dir.clone() };
+        let rsa = keys.rsa_jwk("rsa.pem", "rsa-1");
         let ec = openssl(&["pkey", "-in", &path("ec.pem"), "-pubout", "-outform", "DER"]);
         let point = &ec[ec.len() - 64..];
         let ed = openssl(&["pkey", "-in", &path("ed.pem"), "-pubout", "-outform", "DER"]);
         let jwks = json!({"keys": [
-            {"kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig", "n": n, "e": "AQAB"},
+            rsa,
             {"kty": "EC", "kid": "ec-1", "alg": "ES256", "crv": "P-256", "x": base64url(&point[..32]), "y": base64url(&point[32..])},
             {"kty": "OKP", "kid": "ed-1", "alg": "EdDSA", "crv": "Ed25519", "x": base64url(&ed[ed.len() - 32..])},
         ]});
         std::fs::write(dir.join("jwks.json"), jwks.to_string()).unwrap();
-        Keys { dir }
+        keys
+    }
+
+    /// The public half of an RSA key file as a JWK.
+    pub(crate) fn rsa_jwk(&self, file: &str, kid: &str) -> Value {
+        let path = self.dir.join(file).to_string_lossy().into_owned();
+        let modulus =
+            String::from_utf8(openssl(&["rsa", "-in", &path, "-noout", "-modulus"])).unwrap();
+        let n = base64url(&hex_bytes(modulus.trim().trim_start_matches("Modulus=")));
+        json!({"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": n, "e": "AQAB"})
     }
 
     fn pem(&self, name: &str) -> Vec<u8> {

@@ -242,7 +242,7 @@ fn identity(
     if let Some(token) = bearer {
         let verifier = state
             .verifier
-            .as_ref()
+            .load_full()
             .ok_or("bearer tokens are not accepted: no identity provider is configured")?;
         let verified = verifier.verify(token.trim())?;
         return Ok(Caller {

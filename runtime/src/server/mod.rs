@@ -79,7 +79,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: metrics::Metrics,
     pub(crate) decisions: AtomicU64,
     pub(crate) log: Option<DecisionLog>,
-    pub(crate) verifier: Option<oidc::Verifier>,
+    /// Swapped when the JWKS is reloaded (with the policy, on SIGHUP or change).
+    pub(crate) verifier: arc_swap::ArcSwapOption<oidc::Verifier>,
     /// Distinguishes this process's decision ids from other sidecars'.
     pub(crate) instance: String,
 }
@@ -110,7 +111,7 @@ fn state(engine: Engine, config: ServerConfig) -> std::io::Result<Arc<AppState>>
         metrics: metrics::Metrics::default(),
         decisions: AtomicU64::new(0),
         log,
-        verifier,
+        verifier: arc_swap::ArcSwapOption::from(verifier.map(Arc::new)),
         instance,
     }))
 }

@@ -17,8 +17,21 @@ use crate::engine::{Engine, EngineError, EngineOptions};
 /// to settle before reloading once.
 const SETTLE: Duration = Duration::from_millis(250);
 
-/// Loads the directory again and swaps it in, or records why not.
+/// Loads the directory again and swaps it in, or records why not. The identity provider's
+/// keys are read again too, so a rotated JWKS takes effect without a restart; if they
+/// cannot be read, the keys already loaded keep working.
 pub(crate) fn reload(state: &AppState, dir: &Path, options: &EngineOptions) {
+    if let Some(oidc) = state
+        .config
+        .forward_auth
+        .as_ref()
+        .and_then(|forward| forward.oidc.clone())
+    {
+        match super::oidc::Verifier::load(oidc) {
+            Ok(verifier) => state.verifier.store(Some(Arc::new(verifier))),
+            Err(error) => eprintln!("flowgate: keeping the previous signing keys: {error}"),
+        }
+    }
     // The checker's expiry warnings use the clock at reload time.
     let options = EngineOptions {
         now: super::now(),
