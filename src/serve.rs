@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use runtime::routes::{DagSource, HostSource, Route, RouteAction, RouteTable};
 use runtime::server::{
-    ConnectionLimits, ForwardAuthConfig, OidcConfig, Proxy, ReloadConfig, ServerConfig,
+    ConnectionLimits, ForwardAuthConfig, Listeners, OidcConfig, Proxy, ReloadConfig, ServerConfig,
     TrustedHeaders, serve,
 };
 use runtime::{EngineOptions, UnlistedEntities};
@@ -27,6 +27,9 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8181")]
     listen: SocketAddr,
+    /// Also answer Envoy's `ext_authz` over gRPC on this address.
+    #[arg(long, value_name = "ADDR")]
+    grpc_listen: Option<SocketAddr>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: usize,
@@ -127,6 +130,10 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
         Some(file) => from_file(file, dir, options),
         None => from_args(args, dir, options),
     };
+    let grpc_listen = match &file {
+        Some(file) => file.grpc_listen,
+        None => args.grpc_listen,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -136,12 +143,30 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr().unwrap_or(config.listen);
+        let grpc = match grpc_listen {
+            Some(grpc_address) => {
+                let grpc = tokio::net::TcpListener::bind(grpc_address)
+                    .await
+                    .with_context(|| format!("cannot listen on {grpc_address}"))?;
+                // Printed before the main banner, which scripts read as the last line.
+                eprintln!(
+                    "flowgate: Envoy ext_authz over gRPC on {}",
+                    grpc.local_addr().unwrap_or(grpc_address)
+                );
+                Some(grpc)
+            }
+            None => None,
+        };
         eprintln!(
             "flowgate: serving {} ({} rules) on http://{address}",
             engine.version().label(),
             engine.policy_set().rules().len()
         );
-        serve(listener, engine, config, shutdown_signal())
+        let listeners = Listeners {
+            http: listener,
+            grpc,
+        };
+        serve(listeners, engine, config, shutdown_signal())
             .await
             .context("the server stopped with an error")
     })?;

@@ -12,6 +12,8 @@ use serde::Deserialize;
 pub(crate) struct ConfigFile {
     pub(crate) policy_dir: Option<PathBuf>,
     pub(crate) listen: Option<SocketAddr>,
+    /// Envoy `ext_authz` over gRPC; off when absent.
+    pub(crate) grpc_listen: Option<SocketAddr>,
     #[serde(default)]
     pub(crate) limits: Limits,
     #[serde(default)]

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use support::{Flowgate, Keys, Proxy, Upstream, base64url, claims, http, require};
+use support::{Flowgate, Keys, Proxy, Upstream, base64url, claims, http, http_body, require};
 
 const ISSUER: &str = "https://login.corp.example";
 
@@ -147,22 +147,26 @@ fn forward_auth_verifies_oidc_tokens() {
 
 /// The same checks behind each proxy: allow reaches the upstream, deny gets 403 without
 /// reaching it, forged forwarding headers change nothing, no or bad token gets 401.
+/// Returns what the test set up, so callers can go on, or `None` when skipped.
 fn check_proxy(
     program: &str,
-    proxy_flag: &str,
-    start: fn(std::net::SocketAddr, std::net::SocketAddr) -> Proxy,
-) {
+    flags: &[&str],
+    start: fn(&Flowgate, std::net::SocketAddr) -> Proxy,
+) -> Option<ProxyCheck> {
     if !require(program) || !require("openssl") {
-        return;
+        return None;
     }
     let keys = Keys::generate();
     let upstream = Upstream::start();
-    let mut args: Vec<String> = ["--proxy", proxy_flag, "--fixed-host", "stg-af-worker-01"]
+    let log = keys.dir.join("decisions.log");
+    let mut args: Vec<String> = ["--fixed-host", "stg-af-worker-01", "--decision-log"]
         .map(String::from)
         .to_vec();
+    args.push(log.to_string_lossy().into_owned());
+    args.extend(flags.iter().map(|flag| String::from(*flag)));
     args.extend(oidc_flags(&keys));
     let flowgate = Flowgate::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let proxy = start(flowgate.address, upstream.address);
+    let proxy = start(&flowgate, upstream.address);
 
     let alice = keys.sign(
         jsonwebtoken::Algorithm::RS256,
@@ -232,21 +236,128 @@ fn check_proxy(
         !reached.is_empty() && reached.iter().all(|line| line.contains(allowed)),
         "{program}: only allowed calls reach the upstream: {reached:?}"
     );
+    Some(ProxyCheck {
+        _keys: keys,
+        flowgate,
+        proxy,
+        upstream,
+        bearer,
+        log,
+    })
+}
+
+struct ProxyCheck {
+    /// Holds the scratch directory with the JWKS and the decision log.
+    _keys: Keys,
+    flowgate: Flowgate,
+    proxy: Proxy,
+    upstream: Upstream,
+    bearer: String,
+    log: std::path::PathBuf,
+}
+
+/// The decision-log lines, once the writer has caught up with `at_least` of them.
+fn log_lines(log: &std::path::Path, at_least: usize) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        if lines.len() >= at_least {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lines
 }
 
 #[test]
 fn behind_nginx_auth_request() {
-    check_proxy("nginx", "nginx", Proxy::nginx);
+    check_proxy("nginx", &["--proxy", "nginx"], Proxy::nginx);
 }
 
 #[test]
 fn behind_traefik_forward_auth() {
-    check_proxy("traefik", "traefik", Proxy::traefik);
+    check_proxy("traefik", &["--proxy", "traefik"], Proxy::traefik);
 }
 
 #[test]
 fn behind_envoy_ext_authz_http() {
-    check_proxy("envoy", "envoy", Proxy::envoy);
+    check_proxy("envoy", &["--proxy", "envoy"], Proxy::envoy);
+}
+
+#[test]
+fn behind_envoy_ext_authz_grpc() {
+    let Some(check) = check_proxy(
+        "envoy",
+        &["--grpc-listen", "127.0.0.1:0"],
+        Proxy::envoy_grpc,
+    ) else {
+        return;
+    };
+    let bearer = [("Authorization", check.bearer.as_str())];
+    // Envoy sends the body along, so a PATCH with `is_paused` is a pause (allowed for
+    // data-eng off prod), and one without is an edit (not allowed).
+    let (status, response) = http_body(
+        check.proxy.address,
+        "PATCH",
+        "/api/v2/dags/etl_daily",
+        &bearer,
+        r#"{"is_paused": true}"#,
+    );
+    assert_eq!(status, 200, "pause: {response}");
+    let (status, response) = http_body(
+        check.proxy.address,
+        "PATCH",
+        "/api/v2/dags/etl_daily",
+        &bearer,
+        r#"{"description": "renamed"}"#,
+    );
+    assert_eq!(status, 403, "edit: {response}");
+    assert!(
+        response.contains("x-flowgate-reason"),
+        "a deny says why: {response}"
+    );
+    // Bulk pause names its DAGs only in the body; each one is decided.
+    let (status, response) = http_body(
+        check.proxy.address,
+        "PATCH",
+        "/api/v2/dags",
+        &bearer,
+        r#"{"dag_ids": ["etl_daily", "finance_month_end"], "is_paused": true}"#,
+    );
+    assert_ne!(
+        status, 200,
+        "one denied DAG denies the bulk call: {response}"
+    );
+
+    let lines = log_lines(&check.log, 8);
+    let grpc: Vec<_> = lines
+        .iter()
+        .filter(|line| line["source"] == "ext-authz-grpc")
+        .collect();
+    assert!(
+        grpc.iter()
+            .any(|line| line["action"] == "pause" && line["decision"] == "allow"),
+        "the pause is logged: {grpc:?}"
+    );
+    assert!(
+        grpc.iter()
+            .any(|line| line["action"] == "edit" && line["decision"] == "deny"),
+        "the edit is logged: {grpc:?}"
+    );
+    assert!(
+        grpc.iter().any(|line| line["rejected"]["status"] == 401),
+        "calls without identity are logged: {grpc:?}"
+    );
+    let reached = check.upstream.requests();
+    assert!(
+        reached.iter().any(|line| line.starts_with("PATCH")),
+        "the pause reached the upstream: {reached:?}"
+    );
+    drop(check.flowgate);
 }
 
 #[test]

@@ -15,37 +15,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use runtime::server::{ServerConfig, serve};
-use runtime::{Engine, EngineOptions, UnlistedEntities};
+mod common;
+
+use runtime::server::ServerConfig;
 use serde_json::{Value, json};
 
 /// Starts a server on an ephemeral loopback port; it stops when the test process ends.
 fn start(config: ServerConfig) -> SocketAddr {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    let engine = Engine::load(
-        &dir,
-        EngineOptions {
-            now: 1_800_000_000,
-            unlisted: UnlistedEntities::Judge,
-        },
-    )
-    .unwrap();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            sender.send(listener.local_addr().unwrap()).unwrap();
-            serve(listener, engine, config, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    receiver.recv_timeout(Duration::from_secs(10)).unwrap()
+    common::start_server(config, false).http
 }
 
 /// One HTTP/1.1 exchange; returns the status and the body parsed as JSON.
@@ -268,42 +245,16 @@ fn hot_reload_swaps_good_sets_and_keeps_the_last_good_one() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
         &dir,
     );
-    let engine = Engine::load(
-        &dir,
-        EngineOptions {
-            now: 1_800_000_000,
-            unlisted: UnlistedEntities::Judge,
-        },
-    )
-    .unwrap();
     let reload = runtime::server::ReloadConfig {
         dir: dir.clone(),
-        options: EngineOptions {
-            now: 1_800_000_000,
-            unlisted: UnlistedEntities::Judge,
-        },
+        options: common::options(),
         watch: true,
     };
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            sender.send(listener.local_addr().unwrap()).unwrap();
-            let config = ServerConfig {
-                reload: Some(reload),
-                ..ServerConfig::default()
-            };
-            serve(listener, engine, config, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    let address = receiver.recv_timeout(Duration::from_secs(10)).unwrap();
+    let config = ServerConfig {
+        reload: Some(reload),
+        ..ServerConfig::default()
+    };
+    let address = common::serve_dir(&dir, config, false).http;
     let prod = json!({"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": "prod-af-worker-01", "context": {"time": "2026-11-24T10:00:00Z"}});
     assert_eq!(post(address, "/v1/decide", &prod).1["decision"], "deny");
     let first_version = call(address, "GET", "/v1/policy", b"").1["content_hash"].clone();
@@ -701,40 +652,16 @@ fn reloads_of_a_large_set_under_traffic_fail_no_request() {
         text
     };
     std::fs::write(dir.join("set.gate"), rules("prod")).unwrap();
-    let options = EngineOptions {
-        now: 1_800_000_000,
-        unlisted: UnlistedEntities::Judge,
-    };
-    let engine = Engine::load(&dir, options.clone()).unwrap();
     let reload = runtime::server::ReloadConfig {
         dir: dir.clone(),
-        options,
+        options: common::options(),
         watch: true,
     };
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            sender.send(listener.local_addr().unwrap()).unwrap();
-            serve(
-                listener,
-                engine,
-                ServerConfig {
-                    reload: Some(reload),
-                    ..ServerConfig::default()
-                },
-                std::future::pending(),
-            )
-            .await
-            .unwrap();
-        });
-    });
-    let address = receiver.recv_timeout(Duration::from_secs(10)).unwrap();
+    let config = ServerConfig {
+        reload: Some(reload),
+        ..ServerConfig::default()
+    };
+    let address = common::serve_dir(&dir, config, false).http;
     let first = call(address, "GET", "/v1/policy", b"").1["content_hash"].clone();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

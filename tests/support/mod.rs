@@ -166,6 +166,8 @@ pub(crate) fn claims(user: &str, groups: &[&str], amr: &[&str], lifetime: i64) -
 pub(crate) struct Flowgate {
     pub(crate) child: Child,
     pub(crate) address: SocketAddr,
+    /// Envoy `ext_authz` over gRPC, when started with `--grpc-listen`.
+    pub(crate) grpc: Option<SocketAddr>,
 }
 
 impl Flowgate {
@@ -179,17 +181,31 @@ impl Flowgate {
             .stderr(Stdio::piped())
             .spawn()
             .expect("flowgate serve starts");
-        let mut banner = String::new();
         let stderr = child.stderr.take().expect("stderr is piped");
-        let _ = BufReader::new(stderr).read_line(&mut banner);
+        let mut stderr = BufReader::new(stderr);
+        let mut grpc = None;
+        let mut banner = String::new();
+        // The gRPC line, when there is one, comes before the main banner.
+        while stderr.read_line(&mut banner).is_ok_and(|read| read > 0) {
+            if let Some(address) = banner.strip_prefix("flowgate: Envoy ext_authz over gRPC on ") {
+                grpc = Some(address.trim().parse().expect("the gRPC address"));
+                banner.clear();
+                continue;
+            }
+            break;
+        }
         let address = banner
             .rsplit("http://")
             .next()
             .unwrap_or_default()
             .trim()
             .parse()
-            .expect("the banner names the address");
-        Flowgate { child, address }
+            .unwrap_or_else(|_| panic!("the banner names the address: {banner}"));
+        Flowgate {
+            child,
+            address,
+            grpc,
+        }
     }
 }
 
@@ -248,17 +264,33 @@ pub(crate) fn http(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
+    http_body(address, method, path, headers, "")
+}
+
+/// As [`http`], with a JSON body.
+pub(crate) fn http_body(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(address).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
     );
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
+    request.push_str(body);
     stream.write_all(request.as_bytes()).expect("write");
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
@@ -307,7 +339,8 @@ fn scratch(kind: &str, port: u16) -> std::path::PathBuf {
 }
 
 impl Proxy {
-    pub(crate) fn nginx(flowgate: SocketAddr, upstream: SocketAddr) -> Proxy {
+    pub(crate) fn nginx(flowgate: &Flowgate, upstream: SocketAddr) -> Proxy {
+        let flowgate = flowgate.address;
         let port = free_port();
         let dir = scratch("nginx", port);
         let config = format!(
@@ -358,7 +391,8 @@ http {{
         )
     }
 
-    pub(crate) fn traefik(flowgate: SocketAddr, upstream: SocketAddr) -> Proxy {
+    pub(crate) fn traefik(flowgate: &Flowgate, upstream: SocketAddr) -> Proxy {
+        let flowgate = flowgate.address;
         let port = free_port();
         let dir = scratch("traefik", port);
         let dynamic = format!(
@@ -400,7 +434,43 @@ http:
         )
     }
 
-    pub(crate) fn envoy(flowgate: SocketAddr, upstream: SocketAddr) -> Proxy {
+    /// Envoy's ext_authz filter in HTTP-service mode.
+    pub(crate) fn envoy(flowgate: &Flowgate, upstream: SocketAddr) -> Proxy {
+        let filter = format!(
+            r#"              http_service:
+                server_uri: {{ uri: "http://{}", cluster: flowgate, timeout: 2s }}
+                path_prefix: /v1/forward-auth
+"#,
+            flowgate.address
+        );
+        Proxy::envoy_with(&filter, flowgate.address, "", upstream)
+    }
+
+    /// Envoy's ext_authz filter over gRPC, with the request body sent along.
+    pub(crate) fn envoy_grpc(flowgate: &Flowgate, upstream: SocketAddr) -> Proxy {
+        let filter = r#"              transport_api_version: V3
+              with_request_body: { max_request_bytes: 65536, allow_partial_message: false, pack_as_bytes: true }
+              grpc_service:
+                envoy_grpc: { cluster_name: flowgate }
+                timeout: 2s
+"#;
+        let http2 = r#"    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }
+"#;
+        let grpc = flowgate
+            .grpc
+            .expect("flowgate was started with --grpc-listen");
+        Proxy::envoy_with(filter, grpc, http2, upstream)
+    }
+
+    fn envoy_with(
+        filter: &str,
+        flowgate: SocketAddr,
+        flowgate_options: &str,
+        upstream: SocketAddr,
+    ) -> Proxy {
         let port = free_port();
         let dir = scratch("envoy", port);
         let cluster = |name: &str, address: SocketAddr| {
@@ -435,14 +505,11 @@ static_resources:
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
               failure_mode_allow: false
-              http_service:
-                server_uri: {{ uri: "http://{flowgate}", cluster: flowgate, timeout: 2s }}
-                path_prefix: /v1/forward-auth
-          - name: envoy.filters.http.router
+{filter}          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
-{airflow}{flowgate_cluster}"#,
+{airflow}{flowgate_cluster}{flowgate_options}"#,
             airflow = cluster("airflow", upstream),
             flowgate_cluster = cluster("flowgate", flowgate),
         );

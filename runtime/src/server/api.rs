@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value as JsonValue;
 
 use super::AppState;
+use super::audit::Source;
 use super::error::ApiError;
 use crate::decision_log::DecisionLog;
 use crate::engine::Engine;
@@ -67,7 +68,7 @@ fn decision_id(state: &AppState) -> String {
 fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
     if let Err(error) = &result {
         state.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
-        super::audit::rejection(state, error);
+        super::audit::rejection(state, Source::Api, error);
     }
     result
 }
@@ -92,6 +93,7 @@ async fn decide_one(state: &AppState, body: Body) -> Result<Json<DecisionBody>, 
     state.metrics.record(decision.allow, latency);
     Ok(Json(logged(
         state,
+        Source::Api,
         &engine,
         &request,
         engine.answer(&request, &decision),
@@ -102,13 +104,22 @@ async fn decide_one(state: &AppState, body: Body) -> Result<Json<DecisionBody>, 
 /// Gives the answer its id and records it; an answer the log refuses becomes a deny.
 pub(crate) fn logged(
     state: &AppState,
+    source: Source,
     engine: &Engine,
     request: &Request,
     answer: Answer,
     latency_nanos: u128,
 ) -> DecisionBody {
     let decision_id = decision_id(state);
-    if super::audit::decision(state, engine, request, &answer, &decision_id, latency_nanos) {
+    if super::audit::decision(
+        state,
+        source,
+        engine,
+        request,
+        &answer,
+        &decision_id,
+        latency_nanos,
+    ) {
         DecisionBody {
             answer,
             decision_id,
@@ -191,6 +202,7 @@ async fn decide_many(state: &AppState, body: Body) -> Result<Json<BatchBody>, Ap
         .map(|(request, decision)| {
             logged(
                 state,
+                Source::Api,
                 &engine,
                 request,
                 engine.answer(request, decision),

@@ -9,10 +9,32 @@ use super::error::ApiError;
 use crate::engine::Engine;
 use crate::wire::Answer;
 
+/// Which interface a decision or rejection came through, as the log shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `/v1/decide` and `/v1/decide/batch`.
+    Api,
+    /// `/v1/forward-auth`.
+    ForwardAuth,
+    /// Envoy `ext_authz` over gRPC.
+    ExtAuthzGrpc,
+}
+
+impl Source {
+    fn label(self) -> &'static str {
+        match self {
+            Source::Api => "http",
+            Source::ForwardAuth => "forward-auth",
+            Source::ExtAuthzGrpc => "ext-authz-grpc",
+        }
+    }
+}
+
 /// Records a decision. `false` means the log refused it (full, under `WhenFull::Deny`),
 /// and the caller must deny.
 pub(crate) fn decision(
     state: &AppState,
+    source: Source,
     engine: &Engine,
     request: &Request,
     answer: &Answer,
@@ -23,7 +45,7 @@ pub(crate) fn decision(
     let entry = DecisionEntry {
         time: compiler::time::format_rfc3339(super::now()),
         decision_id: id,
-        source: "http",
+        source: source.label(),
         principal: PrincipalEntry {
             id: &request.principal_id,
             kind: request.principal_kind.keyword(),
@@ -70,11 +92,11 @@ struct PrincipalEntry<'a> {
 }
 
 /// Records a request the API rejected, so the log shows every call, not only decisions.
-pub(crate) fn rejection(state: &AppState, error: &ApiError) {
+pub(crate) fn rejection(state: &AppState, source: Source, error: &ApiError) {
     let Some(log) = &state.log else { return };
     let entry = json!({
         "time": compiler::time::format_rfc3339(super::now()),
-        "source": "http",
+        "source": source.label(),
         "rejected": {
             "status": error.status.as_u16(),
             "code": error.code,

@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, State};
@@ -15,8 +15,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use super::audit::Source;
+use super::authorize::{Call, Verdict, authorize};
+use super::error::ApiError;
 use crate::routes::RouteTable;
-use crate::wire::decode_at;
 
 /// The proxy in front, which decides which headers carry the original request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,175 +107,49 @@ pub(crate) async fn forward_auth(
         }
     };
     let (Some(original_method), Some(original_uri)) = original else {
-        return deny(
-            StatusCode::FORBIDDEN,
-            "the proxy did not send the original method and URI",
-            None,
-        );
-    };
-
-    let caller = match identity(&state, config, &headers, peer.ip()) {
-        Ok(caller) => caller,
-        Err(reason) => {
-            let error = super::error::ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                reason.clone(),
-            );
-            super::audit::rejection(&state, &error);
-            state
-                .metrics
-                .bad_requests
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return deny(StatusCode::UNAUTHORIZED, &reason, None);
-        }
-    };
-
-    let bytes = to_bytes(body, state.config.max_body_bytes)
-        .await
-        .unwrap_or_default();
-    let body_json = if bytes.is_empty() {
-        None
-    } else {
-        serde_json::from_slice(&bytes).ok()
-    };
-    let mapped = match config.routes.map(
-        &original_method,
-        &original_uri,
-        body_json.as_ref(),
-        |name| header(&headers, name),
-    ) {
-        Ok(mapped) => mapped,
-        Err(error) => return deny(StatusCode::FORBIDDEN, &error.to_string(), None),
-    };
-
-    let engine = state.engine.load();
-    let dags: Vec<Option<String>> = if mapped.dags.is_empty() {
-        vec![None]
-    } else {
-        mapped.dags.into_iter().map(Some).collect()
-    };
-    let mut last_id = String::new();
-    for dag in dags {
-        let mut principal = json!({
-            "id": caller.id,
-            "kind": if caller.service { "service" } else { "user" },
-            "groups": caller.groups,
-        });
-        // The token's MFA claim reaches rules only where the schema declares `mfa: Bool`.
-        let schema_has_mfa = engine
-            .policy_set()
-            .schema()
-            .attribute(compiler::ir::EntityKind::Principal, "mfa")
-            .is_some_and(|attr| attr.ty == compiler::ir::Type::Bool);
-        if schema_has_mfa && let (Some(object), Some(mfa)) = (principal.as_object_mut(), caller.mfa)
-        {
-            object.insert(String::from("mfa"), json!(mfa));
-        }
-        let request_json = json!({
-            "principal": principal,
-            "action": mapped.action,
-            "dag": dag,
-            "host": mapped.host,
-        });
-        let request = match decode_at(engine.policy_set(), &request_json, super::now(), "") {
-            Ok(request) => request,
-            Err(error) => {
-                return deny(
-                    StatusCode::FORBIDDEN,
-                    &format!("the call does not fit the policy's schema: {error}"),
-                    None,
-                );
-            }
-        };
-        let clock = Instant::now();
-        let decision = engine.decide(&request);
-        let latency = clock.elapsed();
-        state.metrics.record(decision.allow, latency);
-        let body = super::api::logged(
+        let reason = "the proxy did not send the original method and URI";
+        state.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+        super::audit::rejection(
             &state,
-            &engine,
-            &request,
-            engine.answer(&request, &decision),
-            latency.as_nanos(),
+            Source::ForwardAuth,
+            &ApiError::new(StatusCode::FORBIDDEN, "undecidable", reason),
         );
-        if body.answer.decision != "allow" {
-            let reason = body
-                .answer
-                .reason
-                .clone()
-                .unwrap_or_else(|| format!("denied by {}", body.answer.deciding.join(", ")));
-            return deny(StatusCode::FORBIDDEN, &reason, Some(&body.decision_id));
+        return deny(StatusCode::FORBIDDEN, reason, None);
+    };
+    // A body over the limit is treated as absent, so routes that need it deny.
+    let body = to_bytes(body, state.config.max_body_bytes).await.ok();
+    let lookup = |name: &str| header(&headers, name);
+    let call = Call {
+        method: &original_method,
+        uri: &original_uri,
+        header: &lookup,
+        body: body.as_deref(),
+        peer: peer.ip(),
+        source: Source::ForwardAuth,
+    };
+    match authorize(&state, config, &call) {
+        Verdict::Allow {
+            decision_id,
+            principal,
+            groups,
+        } => {
+            let mut response = StatusCode::OK.into_response();
+            let headers = response.headers_mut();
+            for (name, value) in [
+                ("x-flowgate-decision-id", decision_id),
+                ("x-flowgate-principal", principal),
+                ("x-flowgate-groups", groups.join(",")),
+            ] {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(HeaderName::from_static(name), value);
+                }
+            }
+            response
         }
-        last_id = body.decision_id;
+        Verdict::Deny {
+            reason,
+            decision_id,
+        } => deny(StatusCode::FORBIDDEN, &reason, decision_id.as_deref()),
+        Verdict::Unauthenticated { reason } => deny(StatusCode::UNAUTHORIZED, &reason, None),
     }
-    let mut response = StatusCode::OK.into_response();
-    let headers = response.headers_mut();
-    for (name, value) in [
-        ("x-flowgate-decision-id", last_id),
-        ("x-flowgate-principal", caller.id.clone()),
-        ("x-flowgate-groups", caller.groups.join(",")),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    }
-    response
-}
-
-/// A caller as forward-auth knows it.
-struct Caller {
-    id: String,
-    service: bool,
-    groups: Vec<String>,
-    /// `None` when the source says nothing about MFA (trusted headers).
-    mfa: Option<bool>,
-}
-
-/// The caller: a verified bearer token, else trusted headers from a trusted peer.
-fn identity(
-    state: &AppState,
-    config: &ForwardAuthConfig,
-    headers: &HeaderMap,
-    peer: IpAddr,
-) -> Result<Caller, String> {
-    let bearer = header(headers, "authorization")
-        .and_then(|value| value.strip_prefix("Bearer ").map(str::to_owned));
-    if let Some(token) = bearer {
-        let verifier = state
-            .verifier
-            .load_full()
-            .ok_or("bearer tokens are not accepted: no identity provider is configured")?;
-        let verified = verifier.verify(token.trim())?;
-        return Ok(Caller {
-            id: verified.id,
-            service: verified.service,
-            groups: verified.groups,
-            mfa: Some(verified.mfa),
-        });
-    }
-    let trusted = config
-        .trusted_headers
-        .as_ref()
-        .filter(|trusted| trusted.peers.contains(&peer))
-        .ok_or("no acceptable identity: send `Authorization: Bearer <token>`")?;
-    let user = header(headers, &trusted.user)
-        .filter(|user| !user.is_empty())
-        .ok_or("no acceptable identity: the trusted user header is missing")?;
-    let groups = header(headers, &trusted.groups)
-        .map(|groups| {
-            groups
-                .split(',')
-                .map(str::trim)
-                .filter(|group| !group.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Caller {
-        id: user,
-        service: false,
-        groups,
-        mfa: None,
-    })
 }

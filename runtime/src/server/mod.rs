@@ -3,7 +3,9 @@
 
 mod api;
 mod audit;
+mod authorize;
 mod error;
+mod ext_authz;
 mod forward_auth;
 mod listen;
 mod metrics;
@@ -137,24 +139,66 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Where the server listens: HTTP always, Envoy's gRPC `ext_authz` when wanted.
+pub struct Listeners {
+    pub http: tokio::net::TcpListener,
+    pub grpc: Option<tokio::net::TcpListener>,
+}
+
+impl From<tokio::net::TcpListener> for Listeners {
+    fn from(http: tokio::net::TcpListener) -> Listeners {
+        Listeners { http, grpc: None }
+    }
+}
+
 /// Serves until `shutdown` completes, then finishes requests in flight.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listeners: impl Into<Listeners>,
     engine: Engine,
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listeners = listeners.into();
     let state = state(engine, config)?;
     if let Some(reload) = state.config.reload.clone() {
         reload::spawn(state.clone(), reload.dir, reload.options, reload.watch);
     }
+    // One signal stops both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let grpc = listeners.grpc.map(|listener| {
+        let mut stopped = stopped.clone();
+        let service = ext_authz::service(state.clone());
+        tokio::spawn(async move {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            tonic::transport::Server::builder()
+                .serve_with_incoming_shutdown(service, incoming, async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+        })
+    });
+    let mut http_stopped = stopped;
     listen::accept(
-        listener,
+        listeners.http,
         router(state.clone()),
         state.config.limits,
-        shutdown,
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                _ = http_stopped.wait_for(|stop| *stop) => {}
+            }
+        },
     )
     .await;
+    let _ = stop.send(true);
+    if let Some(grpc) = grpc {
+        match grpc.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(std::io::Error::other(error)),
+            Err(error) => return Err(std::io::Error::other(error)),
+        }
+    }
     // Requests in flight have finished: write out every queued line before returning.
     if let Some(log) = &state.log {
         log.close();
