@@ -41,7 +41,7 @@ enum Command {
     /// Decide one request and say why, with the nearest permits for a deny.
     Explain(decide::DecideArgs),
     /// Serve the decision API over HTTP.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// Exit codes shared by every subcommand.

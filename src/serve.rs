@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use runtime::routes::{DagSource, HostSource, Route, RouteAction, RouteTable};
 use runtime::server::{
-    ConnectionLimits, ForwardAuthConfig, Listeners, OidcConfig, Proxy, ReloadConfig, ServerConfig,
-    TrustedHeaders, serve,
+    ConnectionLimits, ForwardAuthConfig, JwksSource, Listeners, OidcConfig, Proxy, ReloadConfig,
+    ServerConfig, TrustedHeaders, serve,
 };
 use runtime::{EngineOptions, UnlistedEntities};
 
@@ -76,15 +76,25 @@ pub(crate) struct ServeArgs {
     /// (for proxies that authenticate callers themselves); repeatable. Off when empty.
     #[arg(long = "trusted-peer", value_name = "IP")]
     trusted_peers: Vec<std::net::IpAddr>,
-    /// OIDC issuer (`iss`) of accepted bearer tokens; with `--oidc-audience` and `--oidc-jwks`.
-    #[arg(long, value_name = "URL", requires_all = ["oidc_audience", "oidc_jwks"])]
+    /// OIDC issuer (`iss`) of accepted bearer tokens; with `--oidc-audience`.
+    #[arg(long, value_name = "URL", requires = "oidc_audience")]
     oidc_issuer: Option<String>,
     /// Audience (`aud`) the tokens must name.
     #[arg(long, value_name = "AUDIENCE")]
     oidc_audience: Option<String>,
-    /// The identity provider's signing keys, as a JWKS file.
+    /// The identity provider's signing keys: a JWKS file, or an `https://` URL fetched and
+    /// refreshed. Without it, the issuer's OpenID discovery document names them.
+    #[arg(long, value_name = "FILE|URL")]
+    oidc_jwks: Option<String>,
+    /// Trust these PEM roots (instead of the bundled ones) when fetching keys.
     #[arg(long, value_name = "FILE")]
-    oidc_jwks: Option<PathBuf>,
+    oidc_ca: Option<PathBuf>,
+    /// A token signed by an unknown key fetches the keys again, at most this often.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    oidc_min_refresh_secs: u64,
+    /// Fetched keys are fetched again this often.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    oidc_refresh_secs: u64,
     /// The header naming the caller, from a trusted peer.
     #[arg(long, default_value = "X-Remote-User")]
     trusted_user_header: String,
@@ -259,11 +269,19 @@ fn from_file(
         None => HostSource::None,
     };
     let oidc = file.oidc.as_ref().map(|oidc| {
-        let mut config = OidcConfig::new(
-            oidc.issuer.clone(),
-            oidc.audience.clone(),
-            oidc.jwks_file.clone(),
-        );
+        let jwks = match (&oidc.jwks_file, &oidc.jwks_url) {
+            (Some(file), _) => JwksSource::File(file.clone()),
+            (None, Some(url)) => JwksSource::Url(url.clone()),
+            (None, None) => JwksSource::Discover,
+        };
+        let mut config = OidcConfig::new(oidc.issuer.clone(), oidc.audience.clone(), jwks);
+        config.ca_file = oidc.ca_file.clone();
+        if let Some(seconds) = oidc.refresh_secs {
+            config.refresh_every = Duration::from_secs(seconds);
+        }
+        if let Some(seconds) = oidc.min_refresh_secs {
+            config.min_refresh_interval = Duration::from_secs(seconds);
+        }
         if let Some(claims) = &oidc.id_claims {
             config.id_claims = claims.clone();
         }
@@ -338,6 +356,17 @@ fn from_file(
     }
 }
 
+/// A URL is fetched; anything else is a file.
+fn jwks_source(jwks: Option<&str>) -> JwksSource {
+    match jwks {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            JwksSource::Url(url.to_owned())
+        }
+        Some(file) => JwksSource::File(PathBuf::from(file)),
+        None => JwksSource::Discover,
+    }
+}
+
 fn forward_auth(args: &ServeArgs) -> ForwardAuthConfig {
     let mut routes = RouteTable::airflow();
     routes.host = match (&args.host_header, &args.host_pointer, &args.fixed_host) {
@@ -355,12 +384,18 @@ fn forward_auth(args: &ServeArgs) -> ForwardAuthConfig {
             },
         },
         routes,
-        oidc: match (&args.oidc_issuer, &args.oidc_audience, &args.oidc_jwks) {
-            (Some(issuer), Some(audience), Some(jwks)) => Some(OidcConfig::new(
-                issuer.clone(),
-                audience.clone(),
-                jwks.clone(),
-            )),
+        oidc: match (&args.oidc_issuer, &args.oidc_audience) {
+            (Some(issuer), Some(audience)) => {
+                let mut config = OidcConfig::new(
+                    issuer.clone(),
+                    audience.clone(),
+                    jwks_source(args.oidc_jwks.as_deref()),
+                );
+                config.ca_file = args.oidc_ca.clone();
+                config.min_refresh_interval = Duration::from_secs(args.oidc_min_refresh_secs);
+                config.refresh_every = Duration::from_secs(args.oidc_refresh_secs);
+                Some(config)
+            }
             _ => None,
         },
         trusted_headers: (!args.trusted_peers.is_empty()).then(|| TrustedHeaders {

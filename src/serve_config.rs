@@ -109,7 +109,12 @@ pub(crate) enum DagFrom {
 pub(crate) struct Oidc {
     pub(crate) issuer: String,
     pub(crate) audience: String,
-    pub(crate) jwks_file: PathBuf,
+    /// One of `jwks_file` and `jwks_url`; with neither, OpenID discovery from the issuer.
+    pub(crate) jwks_file: Option<PathBuf>,
+    pub(crate) jwks_url: Option<String>,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) refresh_secs: Option<u64>,
+    pub(crate) min_refresh_secs: Option<u64>,
     pub(crate) id_claims: Option<Vec<String>>,
     pub(crate) group_claims: Option<Vec<String>>,
     /// `["idtyp", "app"]`: a claim and the value marking a service token.
@@ -129,5 +134,16 @@ pub(crate) struct Trusted {
 pub(crate) fn read(path: &std::path::Path) -> anyhow::Result<ConfigFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
-    toml::from_str(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+    let file: ConfigFile =
+        toml::from_str(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+    if let Some(oidc) = &file.oidc
+        && oidc.jwks_file.is_some()
+        && oidc.jwks_url.is_some()
+    {
+        anyhow::bail!(
+            "{}: [oidc] takes one of `jwks_file` and `jwks_url`, not both",
+            path.display()
+        );
+    }
+    Ok(file)
 }

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use support::{Flowgate, Keys, Proxy, Upstream, base64url, claims, http, http_body, require};
+use support::{
+    Flowgate, IdentityProvider, Keys, Proxy, Upstream, base64url, claims, http, http_body, require,
+};
 
 const ISSUER: &str = "https://login.corp.example";
 
@@ -419,5 +421,86 @@ fn rotated_signing_keys_take_effect_on_sighup() {
     assert_eq!(
         http(flowgate.address, "GET", "/v1/forward-auth", &headers).0,
         200
+    );
+}
+
+#[test]
+fn keys_from_the_issuer_are_discovered_refreshed_and_outlive_an_outage() {
+    if !require("openssl") {
+        return;
+    }
+    let keys = Keys::generate();
+    let idp = IdentityProvider::start(json!({"keys": [keys.rsa_jwk("rsa.pem", "rsa-1")]}));
+    let flowgate = Flowgate::start(&[
+        "--proxy",
+        "traefik",
+        "--fixed-host",
+        "stg-af-worker-01",
+        "--oidc-issuer",
+        &idp.issuer,
+        "--oidc-audience",
+        "flowgate",
+        "--oidc-min-refresh-secs",
+        "1",
+    ]);
+    let call = |kid: &str, key_file: &str| {
+        let mut claims = claims("alice@corp.example", &["data-eng"], &[], 300);
+        claims["iss"] = json!(idp.issuer);
+        let token = keys.sign(jsonwebtoken::Algorithm::RS256, kid, key_file, &claims);
+        let bearer = format!("Bearer {token}");
+        let headers = [
+            ("Authorization", bearer.as_str()),
+            ("X-Forwarded-Method", "POST"),
+            ("X-Forwarded-Uri", "/api/v2/dags/etl_daily/dagRuns"),
+        ];
+        http(flowgate.address, "GET", "/v1/forward-auth", &headers).0
+    };
+    assert_eq!(
+        call("rsa-1", "rsa.pem"),
+        200,
+        "keys found through discovery"
+    );
+    assert_eq!(idp.fetches(), 1);
+
+    // The provider rotates to `rsa-2`: the first token it signs fetches the keys at once.
+    std::thread::sleep(Duration::from_millis(1_100));
+    idp.jwks.lock().unwrap()["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(keys.rsa_jwk("other.pem", "rsa-2"));
+    assert_eq!(
+        call("rsa-2", "other.pem"),
+        200,
+        "a new key is fetched on sight"
+    );
+    assert_eq!(idp.fetches(), 2);
+
+    // Made-up key ids are refused, and cannot make us hammer the provider.
+    for _ in 0..5 {
+        assert_eq!(call("made-up", "other.pem"), 401);
+    }
+    assert!(
+        idp.fetches() <= 3,
+        "rate-limited: {} fetches",
+        idp.fetches()
+    );
+
+    // The provider goes down: known keys keep working, unknown ones are refused.
+    idp.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(call("made-up", "other.pem"), 401);
+    assert_eq!(
+        call("rsa-2", "other.pem"),
+        200,
+        "known keys outlive the outage"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &flowgate.child.id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        call("rsa-1", "rsa.pem"),
+        200,
+        "a failed refresh keeps the keys"
     );
 }

@@ -201,6 +201,13 @@ impl Flowgate {
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("the banner names the address: {banner}"));
+        // Keep reading, so the server's notices reach the test's output and never a
+        // closed pipe.
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                eprintln!("{line}");
+            }
+        });
         Flowgate {
             child,
             address,
@@ -224,27 +231,43 @@ pub(crate) struct Upstream {
     pub(crate) seen: Arc<Mutex<Vec<String>>>,
 }
 
+/// A one-request-per-connection HTTP server on loopback: `answer` maps each request line
+/// to a status and a body.
+fn serve_http(answer: impl Fn(&str) -> (u16, String) + Send + 'static) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|read| read > 2) {
+                header.clear();
+            }
+            let (status, body) = answer(line.trim());
+            let mut stream = reader.into_inner();
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    address
+}
+
 impl Upstream {
     pub(crate) fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let address = listener.local_addr().expect("address");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(stream);
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                let mut header = String::new();
-                while reader.read_line(&mut header).is_ok_and(|read| read > 2) {
-                    header.clear();
-                }
-                if let Ok(mut seen) = record.lock() {
-                    seen.push(line.trim().to_owned());
-                }
-                let mut stream = reader.into_inner();
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\nupstream ok");
+        let address = serve_http(move |line| {
+            if let Ok(mut seen) = record.lock() {
+                seen.push(line.to_owned());
             }
+            (200, String::from("upstream ok"))
         });
         Upstream { address, seen }
     }
@@ -254,6 +277,58 @@ impl Upstream {
             .lock()
             .map(|seen| seen.clone())
             .unwrap_or_default()
+    }
+}
+
+/// A stand-in identity provider: OpenID discovery and a JWKS that a test can change or
+/// take down, counting the JWKS fetches.
+pub(crate) struct IdentityProvider {
+    pub(crate) issuer: String,
+    pub(crate) jwks: Arc<Mutex<Value>>,
+    pub(crate) down: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) key_fetches: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl IdentityProvider {
+    pub(crate) fn start(jwks: Value) -> IdentityProvider {
+        use std::sync::atomic::Ordering;
+        let jwks = Arc::new(Mutex::new(jwks));
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let key_fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let issuer = Arc::new(Mutex::new(String::new()));
+        let (served, is_down, fetches, named) = (
+            jwks.clone(),
+            down.clone(),
+            key_fetches.clone(),
+            issuer.clone(),
+        );
+        let address = serve_http(move |line| {
+            if is_down.load(Ordering::SeqCst) {
+                return (503, String::from("{}"));
+            }
+            let issuer = named.lock().unwrap().clone();
+            if line.starts_with("GET /.well-known/openid-configuration ") {
+                let document = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys")});
+                (200, document.to_string())
+            } else if line.starts_with("GET /keys ") {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                (200, served.lock().unwrap().to_string())
+            } else {
+                (404, String::from("{}"))
+            }
+        });
+        let url = format!("http://{address}");
+        *issuer.lock().unwrap() = url.clone();
+        IdentityProvider {
+            issuer: url,
+            jwks,
+            down,
+            key_fetches,
+        }
+    }
+
+    pub(crate) fn fetches(&self) -> usize {
+        self.key_fetches.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

@@ -21,7 +21,7 @@ pub(crate) struct Call<'a> {
     /// Path and query, as the client sent them.
     pub(crate) uri: &'a str,
     /// Looks up a header of the original call by lowercase name.
-    pub(crate) header: &'a dyn Fn(&str) -> Option<String>,
+    pub(crate) header: &'a (dyn Fn(&str) -> Option<String> + Sync),
     /// The original body, when the proxy forwarded it.
     pub(crate) body: Option<&'a [u8]>,
     /// The proxy's own address, for trusted-header identity.
@@ -55,8 +55,12 @@ impl Verdict {
 }
 
 /// Decides a call; a call denied before any decision is recorded as a rejection.
-pub(crate) fn authorize(state: &AppState, config: &ForwardAuthConfig, call: &Call<'_>) -> Verdict {
-    let verdict = decide(state, config, call);
+pub(crate) async fn authorize(
+    state: &AppState,
+    config: &ForwardAuthConfig,
+    call: &Call<'_>,
+) -> Verdict {
+    let verdict = decide(state, config, call).await;
     let refused = match &verdict {
         Verdict::Unauthenticated { reason } => Some((StatusCode::UNAUTHORIZED, reason)),
         Verdict::Deny {
@@ -88,8 +92,8 @@ pub(crate) fn authorize(state: &AppState, config: &ForwardAuthConfig, call: &Cal
     verdict
 }
 
-fn decide(state: &AppState, config: &ForwardAuthConfig, call: &Call<'_>) -> Verdict {
-    let caller = match identity(state, config, call) {
+async fn decide(state: &AppState, config: &ForwardAuthConfig, call: &Call<'_>) -> Verdict {
+    let caller = match identity(state, config, call).await {
         Ok(caller) => caller,
         Err(reason) => return Verdict::Unauthenticated { reason },
     };
@@ -185,7 +189,7 @@ struct Caller {
 }
 
 /// The caller: a verified bearer token, else trusted headers from a trusted peer.
-fn identity(
+async fn identity(
     state: &AppState,
     config: &ForwardAuthConfig,
     call: &Call<'_>,
@@ -195,9 +199,9 @@ fn identity(
     if let Some(token) = bearer {
         let verifier = state
             .verifier
-            .load_full()
+            .as_ref()
             .ok_or("bearer tokens are not accepted: no identity provider is configured")?;
-        let verified = verifier.verify(token.trim())?;
+        let verified = verifier.verify_fresh(token.trim()).await?;
         return Ok(Caller {
             id: verified.id,
             service: verified.service,

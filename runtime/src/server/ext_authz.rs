@@ -41,11 +41,11 @@ impl Authorization for ExtAuthz {
             .remote_addr()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |address| address.ip());
         let check = request.into_inner();
-        Ok(tonic::Response::new(decide(&self.state, peer, check)))
+        Ok(tonic::Response::new(decide(&self.state, peer, check).await))
     }
 }
 
-fn decide(state: &AppState, peer: IpAddr, check: CheckRequest) -> CheckResponse {
+async fn decide(state: &AppState, peer: IpAddr, check: CheckRequest) -> CheckResponse {
     let Some(config) = &state.config.forward_auth else {
         return denied(
             HttpStatusCode::Forbidden,
@@ -79,7 +79,7 @@ fn decide(state: &AppState, peer: IpAddr, check: CheckRequest) -> CheckResponse 
         peer,
         source: Source::ExtAuthzGrpc,
     };
-    match authorize(state, config, &call) {
+    match authorize(state, config, &call).await {
         Verdict::Allow {
             decision_id,
             principal,

@@ -127,7 +127,7 @@ pub(crate) async fn forward_auth(
         peer: peer.ip(),
         source: Source::ForwardAuth,
     };
-    match authorize(&state, config, &call) {
+    match authorize(&state, config, &call).await {
         Verdict::Allow {
             decision_id,
             principal,

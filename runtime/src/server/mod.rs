@@ -7,6 +7,7 @@ mod authorize;
 mod error;
 mod ext_authz;
 mod forward_auth;
+mod jwks;
 mod listen;
 mod metrics;
 mod oidc;
@@ -24,6 +25,7 @@ use axum::routing::{any, get, post};
 use compiler::time::Timestamp;
 
 pub use forward_auth::{ForwardAuthConfig, Proxy, TrustedHeaders};
+pub use jwks::{JwksError, JwksSource};
 pub use listen::ConnectionLimits;
 pub use oidc::{OidcConfig, OidcError};
 
@@ -81,11 +83,22 @@ pub(crate) struct AppState {
     pub(crate) metrics: metrics::Metrics,
     pub(crate) decisions: AtomicU64,
     pub(crate) log: Option<DecisionLog>,
-    /// Swapped when the JWKS is reloaded (with the policy, on SIGHUP or change).
-    pub(crate) verifier: arc_swap::ArcSwapOption<oidc::Verifier>,
+    /// Bearer-token verification; its keys are fetched again on reload, periodically
+    /// when they come from a URL, and when a token names an unknown key.
+    pub(crate) verifier: Option<Arc<oidc::Verifier>>,
     /// Distinguishes this process's decision ids from other sidecars'.
     pub(crate) instance: String,
 }
+
+/// Writes an operator notice to standard error. A closed or full stderr must never take
+/// a request down with it (`eprintln!` panics then), so write errors are ignored.
+macro_rules! notice {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use notice;
 
 /// The clock, read here at the edge.
 pub(crate) fn now() -> Timestamp {
@@ -95,16 +108,23 @@ pub(crate) fn now() -> Timestamp {
     i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn state(engine: Engine, config: ServerConfig) -> std::io::Result<Arc<AppState>> {
+async fn state(engine: Engine, config: ServerConfig) -> std::io::Result<Arc<AppState>> {
     let instance = format!("{:x}{:04x}", now(), std::process::id() & 0xffff);
     let log = config.log.clone().map(DecisionLog::start).transpose()?;
-    let verifier = config
+    let verifier = match config
         .forward_auth
         .as_ref()
         .and_then(|forward| forward.oidc.clone())
-        .map(oidc::Verifier::load)
-        .transpose()
-        .map_err(std::io::Error::other)?;
+    {
+        // Loading may fetch keys over the network.
+        Some(oidc) => Some(
+            tokio::task::spawn_blocking(move || oidc::Verifier::load(oidc))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
     Ok(Arc::new(AppState {
         engine: ArcSwap::from_pointee(engine),
         config,
@@ -113,7 +133,7 @@ fn state(engine: Engine, config: ServerConfig) -> std::io::Result<Arc<AppState>>
         metrics: metrics::Metrics::default(),
         decisions: AtomicU64::new(0),
         log,
-        verifier: arc_swap::ArcSwapOption::from(verifier.map(Arc::new)),
+        verifier: verifier.map(Arc::new),
         instance,
     }))
 }
@@ -159,9 +179,22 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listeners = listeners.into();
-    let state = state(engine, config)?;
+    let state = state(engine, config).await?;
     if let Some(reload) = state.config.reload.clone() {
         reload::spawn(state.clone(), reload.dir, reload.options, reload.watch);
+    }
+    if let Some(verifier) = state.verifier.clone().filter(|verifier| verifier.fetched()) {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(verifier.next_refresh()).await;
+                let fetching = verifier.clone();
+                if let Ok(Err(error)) =
+                    tokio::task::spawn_blocking(move || fetching.refresh()).await
+                {
+                    notice!("flowgate: keeping the previous signing keys: {error}");
+                }
+            }
+        });
     }
     // One signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);

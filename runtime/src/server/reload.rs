@@ -21,16 +21,10 @@ const SETTLE: Duration = Duration::from_millis(250);
 /// keys are read again too, so a rotated JWKS takes effect without a restart; if they
 /// cannot be read, the keys already loaded keep working.
 pub(crate) fn reload(state: &AppState, dir: &Path, options: &EngineOptions) {
-    if let Some(oidc) = state
-        .config
-        .forward_auth
-        .as_ref()
-        .and_then(|forward| forward.oidc.clone())
+    if let Some(verifier) = &state.verifier
+        && let Err(error) = verifier.refresh()
     {
-        match super::oidc::Verifier::load(oidc) {
-            Ok(verifier) => state.verifier.store(Some(Arc::new(verifier))),
-            Err(error) => eprintln!("flowgate: keeping the previous signing keys: {error}"),
-        }
+        super::notice!("flowgate: keeping the previous signing keys: {error}");
     }
     // The checker's expiry warnings use the clock at reload time.
     let options = EngineOptions {
@@ -50,7 +44,9 @@ pub(crate) fn reload(state: &AppState, dir: &Path, options: &EngineOptions) {
         Err(error) => {
             state.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
             let reason = describe(&error);
-            eprintln!("flowgate: reload rejected, still serving the last good policy: {reason}");
+            super::notice!(
+                "flowgate: reload rejected, still serving the last good policy: {reason}"
+            );
             if let Ok(mut last) = state.last_reload_error.lock() {
                 *last = Some(reason);
             }
@@ -131,7 +127,7 @@ fn start_watcher(dir: &Path, sender: mpsc::Sender<()>) -> Option<notify::Recomme
     match watcher.watch(dir, notify::RecursiveMode::Recursive) {
         Ok(()) => Some(watcher),
         Err(error) => {
-            eprintln!(
+            super::notice!(
                 "flowgate: cannot watch {}: {error}; reload with SIGHUP",
                 dir.display()
             );
