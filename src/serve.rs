@@ -11,7 +11,7 @@ use std::time::Duration;
 use runtime::routes::{DagSource, HostSource, Route, RouteAction, RouteTable};
 use runtime::server::{
     ConnectionLimits, ForwardAuthConfig, JwksSource, Listeners, OidcConfig, Proxy, ReloadConfig,
-    ServerConfig, TrustedHeaders, serve,
+    ServerConfig, TlsConfig, TrustedHeaders, serve,
 };
 use runtime::{EngineOptions, UnlistedEntities};
 
@@ -27,6 +27,15 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8181")]
     listen: SocketAddr,
+    /// Serve TLS with this certificate chain (PEM); with `--tls-key`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by these roots (PEM): mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// Also answer Envoy's `ext_authz` over gRPC on this address.
     #[arg(long, value_name = "ADDR")]
     grpc_listen: Option<SocketAddr>,
@@ -167,8 +176,13 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
             }
             None => None,
         };
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         eprintln!(
-            "flowgate: serving {} ({} rules) on http://{address}",
+            "flowgate: serving {} ({} rules) on {scheme}://{address}",
             engine.version().label(),
             engine.policy_set().rules().len()
         );
@@ -211,6 +225,15 @@ fn from_args(args: &ServeArgs, dir: PathBuf, options: EngineOptions) -> ServerCo
             max_header_bytes: args.max_header_bytes,
             ..ConnectionLimits::default()
         },
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(cert, key)| TlsConfig {
+                cert,
+                key,
+                client_ca: args.tls_client_ca.clone(),
+            }),
     }
 }
 
@@ -353,6 +376,11 @@ fn from_file(
                 .unwrap_or(defaults.limits.max_header_bytes),
             ..ConnectionLimits::default()
         },
+        tls: file.tls.as_ref().map(|tls| TlsConfig {
+            cert: tls.cert.clone(),
+            key: tls.key.clone(),
+            client_ca: tls.client_ca.clone(),
+        }),
     }
 }
 

@@ -24,6 +24,16 @@ pub(crate) struct ConfigFile {
     pub(crate) forward_auth: ForwardAuth,
     pub(crate) oidc: Option<Oidc>,
     pub(crate) trusted_headers: Option<Trusted>,
+    pub(crate) tls: Option<Tls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Tls {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    /// Roots for client certificates; when set, clients must present one (mutual TLS).
+    pub(crate) client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -195,7 +195,7 @@ impl Flowgate {
             break;
         }
         let address = banner
-            .rsplit("http://")
+            .rsplit("://")
             .next()
             .unwrap_or_default()
             .trim()

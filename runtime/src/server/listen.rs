@@ -1,6 +1,7 @@
 //! The accept loop: HTTP/1.1 connections with a deadline for the request head, so a client
 //! that trickles headers (slowloris) cannot hold a connection open, and a cap on head size
-//! against header floods. Shutdown stops accepting and lets requests in flight finish.
+//! against header floods; with TLS, the handshake has the same deadline. Shutdown stops
+//! accepting and lets requests in flight finish.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub(crate) async fn accept(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let graceful = GracefulShutdown::new();
@@ -61,14 +63,32 @@ pub(crate) async fn accept(
                 .insert(ConnectInfo::<SocketAddr>(peer));
             router.clone().call(request)
         });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes.max(8 * 1024))
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+            .max_buf_size(limits.max_header_bytes.max(8 * 1024));
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let _ = connection.await;
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => {
+                    let _ = watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await;
+                }
+                Some(acceptor) => {
+                    // The handshake gets the same deadline as a request head, against
+                    // clients that open connections and say nothing.
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let _ = watcher
+                            .watch(http.serve_connection(TokioIo::new(stream), service))
+                            .await;
+                    }
+                }
+            }
         });
     }
     drop(listener);

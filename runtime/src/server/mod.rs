@@ -13,6 +13,7 @@ mod metrics;
 mod oidc;
 mod openapi;
 mod reload;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub use forward_auth::{ForwardAuthConfig, Proxy, TrustedHeaders};
 pub use jwks::{JwksError, JwksSource};
 pub use listen::ConnectionLimits;
 pub use oidc::{OidcConfig, OidcError};
+pub use tls::{TlsConfig, TlsError};
 
 /// The paths the API serves, as the OpenAPI document lists them.
 pub fn documented_paths() -> Vec<(&'static str, &'static [&'static str])> {
@@ -51,6 +53,8 @@ pub struct ServerConfig {
     /// `/v1/forward-auth` for proxies; `None` leaves it off.
     pub forward_auth: Option<ForwardAuthConfig>,
     pub limits: ConnectionLimits,
+    /// TLS (and mutual TLS) on both listeners; `None` serves plain text.
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Clone, Debug)]
@@ -71,6 +75,7 @@ impl Default for ServerConfig {
             log: None,
             forward_auth: None,
             limits: ConnectionLimits::default(),
+            tls: None,
         }
     }
 }
@@ -179,6 +184,19 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listeners = listeners.into();
+    // Certificates are read before anything listens, so a bad file stops the start.
+    let acceptor = config
+        .tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()
+        .map_err(std::io::Error::other)?;
+    let grpc_tls = config
+        .tls
+        .as_ref()
+        .map(tls::grpc)
+        .transpose()
+        .map_err(std::io::Error::other)?;
     let state = state(engine, config).await?;
     if let Some(reload) = state.config.reload.clone() {
         reload::spawn(state.clone(), reload.dir, reload.options, reload.watch);
@@ -198,13 +216,23 @@ pub async fn serve(
     }
     // One signal stops both listeners.
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let grpc = listeners.grpc.map(|listener| {
+    let grpc = match listeners.grpc {
+        Some(listener) => {
+            let mut builder = tonic::transport::Server::builder();
+            if let Some(tls) = grpc_tls {
+                builder = builder.tls_config(tls).map_err(std::io::Error::other)?;
+            }
+            Some((listener, builder))
+        }
+        None => None,
+    };
+    let grpc = grpc.map(|(listener, builder)| {
         let mut stopped = stopped.clone();
         let service = ext_authz::service(state.clone());
         tokio::spawn(async move {
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            tonic::transport::Server::builder()
+            builder
                 .serve_with_incoming_shutdown(service, incoming, async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 })
@@ -216,6 +244,7 @@ pub async fn serve(
         listeners.http,
         router(state.clone()),
         state.config.limits,
+        acceptor,
         async move {
             tokio::select! {
                 () = shutdown => {}
