@@ -12,24 +12,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use support::{Flowgate, http, require};
+use support::{Flowgate, http, openssl_in, require};
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// A CA, and certificates it signs for `localhost` (server) and a client.
 struct Pki {
@@ -48,7 +35,7 @@ impl Pki {
             "ec_paramgen_curve:P-256",
             "-nodes",
         ];
-        openssl(
+        openssl_in(
             &dir,
             &[
                 &["req", "-x509"],
@@ -74,7 +61,7 @@ impl Pki {
             ("client", "extendedKeyUsage=clientAuth\n"),
         ] {
             std::fs::write(dir.join(format!("{who}.ext")), extensions).unwrap();
-            openssl(
+            openssl_in(
                 &dir,
                 &[
                     &["req"],
@@ -90,7 +77,7 @@ impl Pki {
                 ]
                 .concat(),
             );
-            openssl(
+            openssl_in(
                 &dir,
                 &[
                     "x509",
@@ -112,6 +99,14 @@ impl Pki {
             );
         }
         Pki { dir }
+    }
+
+    /// `flowgate serve` with this server certificate, and with `extra` flags.
+    fn serve(&self, extra: &[&str]) -> Flowgate {
+        let (cert, key) = (self.path("server.pem"), self.path("server.key"));
+        let mut args = vec!["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+        args.extend_from_slice(extra);
+        Flowgate::start(&args)
     }
 
     fn path(&self, file: &str) -> String {
@@ -157,12 +152,7 @@ fn tls_serves_https_and_refuses_plain_text() {
         return;
     }
     let pki = Pki::new("tls");
-    let flowgate = Flowgate::start(&[
-        "--tls-cert",
-        &pki.path("server.pem"),
-        "--tls-key",
-        &pki.path("server.key"),
-    ]);
+    let flowgate = pki.serve(&[]);
     assert_eq!(get(flowgate.address, "/healthz", &pki, None), Ok(200));
     let (status, _) = http(flowgate.address, "GET", "/healthz", &[]);
     assert_eq!(status, 0, "plain HTTP gets no answer on a TLS port");
@@ -183,14 +173,7 @@ fn mutual_tls_admits_only_clients_of_the_configured_ca() {
     }
     let pki = Pki::new("mtls");
     let rogue = Pki::new("rogue");
-    let flowgate = Flowgate::start(&[
-        "--tls-cert",
-        &pki.path("server.pem"),
-        "--tls-key",
-        &pki.path("server.key"),
-        "--tls-client-ca",
-        &pki.path("ca.pem"),
-    ]);
+    let flowgate = pki.serve(&["--tls-client-ca", &pki.path("ca.pem")]);
     assert_eq!(get(flowgate.address, "/healthz", &pki, Some(&pki)), Ok(200));
     assert!(
         get(flowgate.address, "/healthz", &pki, None).is_err(),
@@ -292,11 +275,7 @@ fn grpc_ext_authz_uses_the_same_mutual_tls() {
         return;
     }
     let pki = Pki::new("grpc");
-    let flowgate = Flowgate::start(&[
-        "--tls-cert",
-        &pki.path("server.pem"),
-        "--tls-key",
-        &pki.path("server.key"),
+    let flowgate = pki.serve(&[
         "--tls-client-ca",
         &pki.path("ca.pem"),
         "--grpc-listen",

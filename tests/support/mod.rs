@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +19,14 @@ pub(crate) struct Keys {
 }
 
 fn openssl(args: &[&str]) -> Vec<u8> {
+    openssl_in(Path::new("."), args)
+}
+
+/// Runs `openssl` in `dir`; its standard output.
+pub(crate) fn openssl_in(dir: &Path, args: &[&str]) -> Vec<u8> {
     let output = std::process::Command::new("openssl")
         .args(args)
+        .current_dir(dir)
         .output()
         .expect("openssl runs");
     assert!(
