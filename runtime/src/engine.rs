@@ -73,6 +73,8 @@ pub struct Engine {
     sources: SourceSet,
     warnings: Vec<Diagnostic>,
     version: PolicyVersion,
+    /// `version.label()`, made once: every answer carries it.
+    version_label: String,
     options: EngineOptions,
 }
 
@@ -110,6 +112,7 @@ impl Engine {
             table,
             sources: files.sources,
             warnings: analysis.diagnostics,
+            version_label: version.label(),
             version,
             options,
         })
@@ -228,7 +231,7 @@ impl Engine {
                 .collect(),
             missing: decision.missing.clone(),
             reason,
-            policy_version: self.version.label(),
+            policy_version: self.version_label.clone(),
         }
     }
 }

@@ -52,16 +52,17 @@ pub fn decode_at(
             ));
         }
     }
-    let principal_pointer = format!("{base}/principal");
+    // Pointers are built only for errors: decoding is on every decision's path.
+    let principal_pointer = || format!("{base}/principal");
     let Some(Json::Object(principal)) = fields.get("principal") else {
         return Err(wire_error(
-            principal_pointer,
+            principal_pointer(),
             "`principal` is required and is an object",
         ));
     };
     let Some(Json::String(principal_id)) = principal.get("id") else {
         return Err(wire_error(
-            format!("{principal_pointer}/id"),
+            format!("{}/id", principal_pointer()),
             "`id` is required and is a string",
         ));
     };
@@ -71,7 +72,7 @@ pub fn decode_at(
         Some(Json::String(kind)) if kind == "service" => PrincipalKind::Service,
         Some(_) => {
             return Err(wire_error(
-                format!("{principal_pointer}/kind"),
+                format!("{}/kind", principal_pointer()),
                 "`kind` is `user` or `service`",
             ));
         }
@@ -83,7 +84,7 @@ pub fn decode_at(
             for (position, item) in items.iter().enumerate() {
                 let Json::String(group) = item else {
                     return Err(wire_error(
-                        format!("{principal_pointer}/groups/{position}"),
+                        format!("{}/groups/{position}", principal_pointer()),
                         "group names are strings",
                     ));
                 };
@@ -93,7 +94,7 @@ pub fn decode_at(
         }
         Some(_) => {
             return Err(wire_error(
-                format!("{principal_pointer}/groups"),
+                format!("{}/groups", principal_pointer()),
                 "`groups` is an array of strings",
             ));
         }
@@ -103,23 +104,23 @@ pub fn decode_at(
         if matches!(name.as_str(), "id" | "kind" | "groups") || value.is_null() {
             continue;
         }
-        let pointer = format!("{principal_pointer}/{}", escape(name));
+        let pointer = || format!("{}/{}", principal_pointer(), escape(name));
         principal_attrs.insert(
             name.clone(),
             attribute(set, EntityKind::Principal, name, value, &pointer)?,
         );
     }
-    let action_pointer = format!("{base}/action");
+    let action_pointer = || format!("{base}/action");
     let Some(Json::String(action_name)) = fields.get("action") else {
         return Err(wire_error(
-            action_pointer,
+            action_pointer(),
             "`action` is required and is a string",
         ));
     };
     let Some(action) = set.schema().action(action_name) else {
         let declared = set.schema().actions.join(", ");
         return Err(wire_error(
-            action_pointer,
+            action_pointer(),
             format!("unknown action `{action_name}`; declared actions: {declared}"),
         ));
     };
@@ -141,16 +142,16 @@ pub fn decode_at(
         None | Some(Json::Null) => {}
         Some(Json::Object(context)) => {
             for (name, value) in context {
-                let pointer = format!("{base}/context/{}", escape(name));
+                let pointer = || format!("{base}/context/{}", escape(name));
                 if value.is_null() {
                     continue;
                 }
                 if name == "time" {
                     let Json::String(text) = value else {
-                        return Err(wire_error(pointer, "`time` is an RFC 3339 string"));
+                        return Err(wire_error(pointer(), "`time` is an RFC 3339 string"));
                     };
                     request_time = time::parse_rfc3339(text).ok_or_else(|| {
-                        wire_error(&pointer, format!("`{text}` is not an RFC 3339 time"))
+                        wire_error(pointer(), format!("`{text}` is not an RFC 3339 time"))
                     })?;
                     continue;
                 }
@@ -193,7 +194,7 @@ fn attribute(
     kind: EntityKind,
     name: &str,
     json: &Json,
-    pointer: &str,
+    pointer: &dyn Fn() -> String,
 ) -> Result<Value, WireError> {
     let Some(def) = set.schema().attribute(kind, name) else {
         let known: Vec<&str> = set
@@ -204,7 +205,7 @@ fn attribute(
             .map(|attr| attr.name.as_str())
             .collect();
         return Err(wire_error(
-            pointer,
+            pointer(),
             format!(
                 "unknown attribute `{name}`; `{}` has {}",
                 kind.keyword(),
@@ -215,10 +216,15 @@ fn attribute(
     value(set, &def.ty, json, pointer)
 }
 
-fn value(set: &PolicySet, ty: &Type, json: &Json, pointer: &str) -> Result<Value, WireError> {
+fn value(
+    set: &PolicySet,
+    ty: &Type,
+    json: &Json,
+    pointer: &dyn Fn() -> String,
+) -> Result<Value, WireError> {
     let expected = || {
         wire_error(
-            pointer,
+            pointer(),
             format!("expected {}", set.schema().display_type(ty)),
         )
     };
@@ -237,7 +243,7 @@ fn value(set: &PolicySet, ty: &Type, json: &Json, pointer: &str) -> Result<Value
             match def.values.iter().position(|candidate| candidate == text) {
                 Some(index) => Ok(Value::Enum(*id, index as u32)),
                 None => Err(wire_error(
-                    pointer,
+                    pointer(),
                     format!(
                         "`{text}` is not a value of `{}` ({})",
                         def.name,
@@ -249,7 +255,8 @@ fn value(set: &PolicySet, ty: &Type, json: &Json, pointer: &str) -> Result<Value
         (Type::Set(element), Json::Array(items)) => {
             let mut values = BTreeSet::new();
             for (position, item) in items.iter().enumerate() {
-                values.insert(value(set, element, item, &format!("{pointer}/{position}"))?);
+                let item_pointer = || format!("{}/{position}", pointer());
+                values.insert(value(set, element, item, &item_pointer)?);
             }
             Ok(Value::Set(values))
         }

@@ -21,41 +21,52 @@ pub struct Cedar {
 
 pub fn policies(scenario: &Scenario) -> String {
     let mut out = String::new();
-    for (index, rule) in scenario.rules.iter().enumerate() {
-        let _ = match rule {
-            Rule::Permit {
-                group,
-                actions,
-                dag,
-                env,
-            } => {
-                let actions: Vec<String> = actions
-                    .iter()
-                    .map(|action| format!("Action::\"{action}\""))
-                    .collect();
-                let (resource, test) = match dag {
-                    DagPattern::Exact(id) => (format!("resource == Dag::\"{id}\""), String::new()),
-                    DagPattern::Prefix(area) => (
-                        String::from("resource"),
-                        format!(" && resource.dag_id like \"{area}_*\""),
-                    ),
-                };
-                writeln!(
-                    out,
-                    "@id(\"rule-{index}\")\npermit(principal in Group::\"{group}\", action in [{}], {resource})\nwhen {{ context.host.env == \"{env}\"{test} }};",
-                    actions.join(", ")
-                )
-            }
-            Rule::Forbid { action, tag, env } => writeln!(
-                out,
-                "@id(\"rule-{index}\")\nforbid(principal, action == Action::\"{action}\", resource)\nwhen {{ resource.tags.contains(\"{tag}\") && context.host.env == \"{env}\" }}\nunless {{ principal.mfa }};"
-            ),
-        };
+    for index in 0..scenario.rules.len() {
+        out.push_str(&policy(scenario, index));
     }
     out
 }
 
-fn entities(scenario: &Scenario) -> serde_json::Value {
+/// Rule `index` as one Cedar policy, annotated with its id.
+pub fn policy(scenario: &Scenario, index: usize) -> String {
+    let mut out = String::new();
+    let Some(rule) = scenario.rules.get(index) else {
+        return out;
+    };
+    let _ = match rule {
+        Rule::Permit {
+            group,
+            actions,
+            dag,
+            env,
+        } => {
+            let actions: Vec<String> = actions
+                .iter()
+                .map(|action| format!("Action::\"{action}\""))
+                .collect();
+            let (resource, test) = match dag {
+                DagPattern::Exact(id) => (format!("resource == Dag::\"{id}\""), String::new()),
+                DagPattern::Prefix(area) => (
+                    String::from("resource"),
+                    format!(" && resource.dag_id like \"{area}_*\""),
+                ),
+            };
+            writeln!(
+                out,
+                "@id(\"rule-{index}\")\npermit(principal in Group::\"{group}\", action in [{}], {resource})\nwhen {{ context.host.env == \"{env}\"{test} }};",
+                actions.join(", ")
+            )
+        }
+        Rule::Forbid { action, tag, env } => writeln!(
+            out,
+            "@id(\"rule-{index}\")\nforbid(principal, action == Action::\"{action}\", resource)\nwhen {{ resource.tags.contains(\"{tag}\") && context.host.env == \"{env}\" }}\nunless {{ principal.mfa }};"
+        ),
+    };
+    out
+}
+
+/// Users, groups, DAGs and hosts as Cedar entities in their JSON form.
+pub fn entities(scenario: &Scenario) -> serde_json::Value {
     let mut all = Vec::new();
     for group in 0..crate::GROUPS {
         all.push(json!({"uid": {"type": "Group", "id": format!("g{group}")}, "attrs": {}, "parents": []}));

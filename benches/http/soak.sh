@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Memory soak: `flowgate serve` on the example policies under steady wrk load (single
+# decisions, 32 connections, decision log to a file rotated at 100 MB) for DURATION seconds
+# (default 600), with the server's RSS sampled every 10 s. Reports RSS after the first
+# minute, at the end, and the growth between them.
+# Usage: [DURATION=600] benches/http/soak.sh [POLICY_DIR]   (from the repository root)
+set -euo pipefail
+dir="${1:-policies}"
+duration="${DURATION:-600}"
+here="$(cd "$(dirname "$0")" && pwd)"
+port=18184
+logdir="$(mktemp -d)"
+cargo build --release -q -p flowgate
+./target/release/flowgate serve "$dir" --listen "127.0.0.1:$port" --no-watch \
+  --decision-log "$logdir/decisions.log" --log-rotate-bytes 100000000 2>/dev/null &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$logdir"' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+rss() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
+echo "start: $(rss) kB"
+wrk -t1 -c32 -d"${duration}s" --latency -s "$here/decide.lua" "http://127.0.0.1:$port/v1/decide" > "$logdir/wrk.txt" &
+load=$!
+samples=()
+for ((t = 10; t <= duration; t += 10)); do
+  sleep 10
+  samples+=("$(rss)")
+  echo "t=${t}s rss=${samples[-1]} kB"
+done
+wait $load || true
+grep -E "Requests/sec|99%|Socket errors|Non-2xx" "$logdir/wrk.txt" || true
+warm="${samples[5]:-${samples[0]}}"
+last="${samples[-1]}"
+max="$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)"
+echo "RSS after 1 min: $warm kB; at the end: $last kB; max: $max kB"
+awk -v a="$warm" -v b="$last" 'BEGIN { printf "growth from minute 1 to the end: %.1f%%\n", (b - a) * 100 / a }'
