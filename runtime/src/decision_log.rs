@@ -269,11 +269,31 @@ fn rotated(path: &std::path::Path, index: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Drains the queue in rounds: write what is queued, flush once, then wait briefly before
+/// looking again. Waiting by sleeping, not on the channel, spares every decision a wake-up
+/// call to this thread under load; after a quiet spell it blocks on the channel instead,
+/// so an idle sidecar does not spin.
 fn write_lines(receiver: Receiver<String>, mut output: Output, counters: &LogCounters) {
-    while let Ok(line) = receiver.recv() {
-        let mut pending = Some(line);
-        // Drain what is queued, then flush once: lines reach disk promptly without a
-        // flush per decision.
+    let mut quiet_rounds = 0_u32;
+    loop {
+        let first = if quiet_rounds < QUIET_ROUNDS_BEFORE_BLOCKING {
+            match receiver.try_recv() {
+                Ok(line) => line,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    quiet_rounds += 1;
+                    std::thread::sleep(ROUND);
+                    continue;
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match receiver.recv() {
+                Ok(line) => line,
+                Err(_) => break,
+            }
+        };
+        quiet_rounds = 0;
+        let mut pending = Some(first);
         while let Some(line) = pending.take().or_else(|| receiver.try_recv().ok()) {
             if output.write_line(&line).is_err() {
                 counters.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -286,6 +306,12 @@ fn write_lines(receiver: Receiver<String>, mut output: Output, counters: &LogCou
     }
     let _ = output.flush();
 }
+
+/// How long the writer waits between rounds while lines keep coming: the most a line
+/// waits in memory before it is written.
+const ROUND: std::time::Duration = std::time::Duration::from_millis(1);
+/// Empty rounds (about 100 ms) before the writer blocks until the next line.
+const QUIET_ROUNDS_BEFORE_BLOCKING: u32 = 100;
 
 #[cfg(test)]
 mod tests {

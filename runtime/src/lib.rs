@@ -11,6 +11,11 @@ pub mod routes;
 pub mod server;
 pub mod testing;
 pub mod wire;
+#[cfg_attr(
+    not(feature = "server"),
+    allow(dead_code, reason = "only the server decodes raw bodies")
+)]
+mod wire_fast;
 
 pub use engine::{Engine, EngineError, EngineOptions, PolicyVersion, UnlistedEntities};
 pub use policy_dir::{LoadError, PolicyFiles, read_policy_dir, read_policy_paths};

@@ -189,6 +189,17 @@ fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
+/// An attribute's value typed against the schema, or `None` if it does not fit (the fast
+/// path then leaves the request to [`decode_at`], which says why).
+pub(crate) fn attribute_value(
+    set: &PolicySet,
+    kind: EntityKind,
+    name: &str,
+    json: &Json,
+) -> Option<Value> {
+    attribute(set, kind, name, json, &String::new).ok()
+}
+
 fn attribute(
     set: &PolicySet,
     kind: EntityKind,

@@ -153,23 +153,24 @@ fn check_value(
     value: &Value,
     prefix: &str,
 ) -> Result<(), RequestError> {
-    let field = format!("{prefix}/{name}");
+    // Built only for an error: requests are built on every decision's path.
+    let field = || format!("{prefix}/{name}");
     let Some(def) = set.schema().attribute(kind, name) else {
         return Err(RequestError::UnknownAttribute {
-            field,
+            field: field(),
             name: name.to_owned(),
         });
     };
     if def.builtin {
         return Err(RequestError::BuiltIn {
-            field,
+            field: field(),
             name: name.to_owned(),
         });
     }
     if !has_type(value, &def.ty) {
         let expected = set.schema().display_type(&def.ty);
         return Err(RequestError::WrongType {
-            field,
+            field: field(),
             name: name.to_owned(),
             expected,
         });

@@ -31,9 +31,9 @@ pub(crate) struct BatchBody {
     answers: Vec<DecisionBody>,
 }
 
-/// Reads the body within the configured limit and parses it as JSON.
-async fn json_body(state: &AppState, body: Body) -> Result<JsonValue, ApiError> {
-    let bytes = to_bytes(body, state.config.max_body_bytes)
+/// Reads the body within the configured limit.
+async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    to_bytes(body, state.config.max_body_bytes)
         .await
         .map_err(|_| {
             ApiError::new(
@@ -44,8 +44,12 @@ async fn json_body(state: &AppState, body: Body) -> Result<JsonValue, ApiError> 
                     state.config.max_body_bytes
                 ),
             )
-        })?;
-    serde_json::from_slice(&bytes).map_err(|error| {
+        })
+}
+
+/// Parses a body as a JSON tree, for the path that names every problem by pointer.
+fn json_tree(bytes: &[u8]) -> Result<JsonValue, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed-json",
@@ -82,11 +86,16 @@ pub(crate) async fn decide(
 }
 
 async fn decide_one(state: &AppState, body: Body) -> Result<Json<DecisionBody>, ApiError> {
-    let json = json_body(state, body).await?;
+    let bytes = read_body(state, body).await?;
     let engine = state.engine.load();
-    let request = decode_at(engine.policy_set(), &json, super::now(), "").map_err(|error| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid-request", error.message).at(error.pointer)
-    })?;
+    let now = super::now();
+    let request = match crate::wire_fast::decode(engine.policy_set(), &bytes, now) {
+        Some(request) => request,
+        None => decode_at(engine.policy_set(), &json_tree(&bytes)?, now, "").map_err(|error| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid-request", error.message)
+                .at(error.pointer)
+        })?,
+    };
     let clock = Instant::now();
     let decision = engine.decide(&request);
     let latency = clock.elapsed();
@@ -141,7 +150,29 @@ pub(crate) async fn decide_batch(
 }
 
 async fn decide_many(state: &AppState, body: Body) -> Result<Json<BatchBody>, ApiError> {
-    let json = json_body(state, body).await?;
+    let bytes = read_body(state, body).await?;
+    // One policy version answers the whole batch, even if a reload lands meanwhile.
+    let engine = state.engine.load_full();
+    let now = super::now();
+    let requests = match crate::wire_fast::decode_batch(
+        engine.policy_set(),
+        &bytes,
+        now,
+        state.config.max_batch,
+    ) {
+        Some(requests) => requests,
+        None => decode_batch_tree(state, &engine, &json_tree(&bytes)?, now)?,
+    };
+    Ok(Json(decide_all(state, &engine, &requests)))
+}
+
+/// The batch through the JSON tree, naming the first problem by pointer.
+fn decode_batch_tree(
+    state: &AppState,
+    engine: &Engine,
+    json: &JsonValue,
+    now: compiler::time::Timestamp,
+) -> Result<Vec<Request>, ApiError> {
     let Some(items) = json.get("requests").and_then(JsonValue::as_array) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -173,9 +204,6 @@ async fn decide_many(state: &AppState, body: Body) -> Result<Json<BatchBody>, Ap
         )
         .at("/requests"));
     }
-    // One policy version answers the whole batch, even if a reload lands meanwhile.
-    let engine = state.engine.load_full();
-    let now = super::now();
     let mut requests = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         let request = decode_at(
@@ -190,8 +218,12 @@ async fn decide_many(state: &AppState, body: Body) -> Result<Json<BatchBody>, Ap
         })?;
         requests.push(request);
     }
+    Ok(requests)
+}
+
+fn decide_all(state: &AppState, engine: &Engine, requests: &[Request]) -> BatchBody {
     let clock = Instant::now();
-    let decisions = engine.decide_batch(&requests);
+    let decisions = engine.decide_batch(requests);
     let per_decision = clock.elapsed() / u32::try_from(decisions.len().max(1)).unwrap_or(u32::MAX);
     for decision in &decisions {
         state.metrics.record(decision.allow, per_decision);
@@ -203,14 +235,14 @@ async fn decide_many(state: &AppState, body: Body) -> Result<Json<BatchBody>, Ap
             logged(
                 state,
                 Source::Api,
-                &engine,
+                engine,
                 request,
                 engine.answer(request, decision),
                 per_decision.as_nanos(),
             )
         })
         .collect();
-    Ok(Json(BatchBody { answers }))
+    BatchBody { answers }
 }
 
 #[derive(Serialize)]

@@ -43,7 +43,7 @@ pub(crate) fn decision(
 ) -> bool {
     let Some(log) = &state.log else { return true };
     let entry = DecisionEntry {
-        time: compiler::time::format_rfc3339(super::now()),
+        time: timestamp(),
         decision_id: id,
         source: source.label(),
         principal: PrincipalEntry {
@@ -63,6 +63,23 @@ pub(crate) fn decision(
         latency_us: latency_nanos as f64 / 1_000.0,
     };
     log.record(&entry).is_ok()
+}
+
+/// The current second in RFC 3339, formatted once per second per thread: every decision
+/// line carries it.
+fn timestamp() -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = super::now();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != now {
+            *last = (now, compiler::time::format_rfc3339(now));
+        }
+        last.1.clone()
+    })
 }
 
 /// One decision-log line.

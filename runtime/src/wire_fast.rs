@@ -1,0 +1,248 @@
+//! The fast path for decoding requests: JSON text read straight into borrowed fields, with
+//! no JSON tree in between. It accepts only what the tree path in [`crate::wire`] accepts
+//! and builds the same request; anything unusual (an unknown field, a wrong type, a
+//! duplicate key) makes it give up, and the caller runs the tree path, which names the
+//! problem by JSON pointer. So errors stay as precise as before, and well-formed traffic
+//! skips the tree.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use compiler::eval::{Request, RequestParts};
+use compiler::ir::{EntityKind, PolicySet, PrincipalKind};
+use compiler::time::{self, Timestamp};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::Value as Json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastRequest<'a> {
+    #[serde(borrow)]
+    principal: FastPrincipal<'a>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow, default)]
+    dag: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    host: Option<Cow<'a, str>>,
+    /// A repeated key keeps its last value, as in the tree path.
+    #[serde(borrow, default)]
+    context: Option<BTreeMap<Cow<'a, str>, Json>>,
+}
+
+/// `{"requests": [...]}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastBatch<'a> {
+    #[serde(borrow)]
+    requests: Vec<FastRequest<'a>>,
+}
+
+struct FastPrincipal<'a> {
+    id: Cow<'a, str>,
+    kind: Option<Cow<'a, str>>,
+    groups: Vec<Cow<'a, str>>,
+    /// Every other key, typed later against the schema.
+    attributes: Vec<(Cow<'a, str>, Json)>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for FastPrincipal<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(PrincipalVisitor(std::marker::PhantomData))
+    }
+}
+
+struct PrincipalVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for PrincipalVisitor<'a> {
+    type Value = FastPrincipal<'a>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a principal object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut id = None;
+        let mut kind = None;
+        let mut groups = None;
+        let mut attributes = Vec::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "id" if id.is_none() => id = Some(map.next_value::<Cow<'de, str>>()?),
+                "kind" if kind.is_none() => {
+                    kind = Some(map.next_value::<Option<Cow<'de, str>>>()?);
+                }
+                "groups" if groups.is_none() => {
+                    groups = Some(map.next_value::<Option<Vec<Cow<'de, str>>>>()?);
+                }
+                "id" | "kind" | "groups" => return Err(de::Error::custom("duplicate key")),
+                _ => {
+                    let value = map.next_value::<Json>()?;
+                    if attributes.iter().any(|(name, _)| *name == key) {
+                        return Err(de::Error::custom("duplicate key"));
+                    }
+                    attributes.push((key, value));
+                }
+            }
+        }
+        Ok(FastPrincipal {
+            id: id.ok_or_else(|| de::Error::missing_field("id"))?,
+            kind: kind.flatten(),
+            groups: groups.flatten().unwrap_or_default(),
+            attributes,
+        })
+    }
+}
+
+/// One request, or `None` to take the tree path.
+pub(crate) fn decode(set: &PolicySet, body: &[u8], now: Timestamp) -> Option<Request> {
+    let fast: FastRequest<'_> = serde_json::from_slice(body).ok()?;
+    build(set, fast, now)
+}
+
+/// A batch, or `None` to take the tree path (which also reports an oversized batch).
+pub(crate) fn decode_batch(
+    set: &PolicySet,
+    body: &[u8],
+    now: Timestamp,
+    max_batch: usize,
+) -> Option<Vec<Request>> {
+    let batch: FastBatch<'_> = serde_json::from_slice(body).ok()?;
+    if batch.requests.len() > max_batch {
+        return None;
+    }
+    batch
+        .requests
+        .into_iter()
+        .map(|fast| build(set, fast, now))
+        .collect()
+}
+
+fn build(set: &PolicySet, fast: FastRequest<'_>, now: Timestamp) -> Option<Request> {
+    let principal_kind = match fast.principal.kind.as_deref() {
+        None | Some("user") => PrincipalKind::User,
+        Some("service") => PrincipalKind::Service,
+        Some(_) => return None,
+    };
+    let groups: BTreeSet<String> = fast
+        .principal
+        .groups
+        .into_iter()
+        .map(Cow::into_owned)
+        .collect();
+    let mut principal_attrs = BTreeMap::new();
+    for (name, value) in &fast.principal.attributes {
+        if value.is_null() {
+            continue;
+        }
+        principal_attrs.insert(
+            name.to_string(),
+            crate::wire::attribute_value(set, EntityKind::Principal, name, value)?,
+        );
+    }
+    let action = set.schema().action(&fast.action)?;
+    let entity = |id: Option<Cow<'_, str>>| match id {
+        None => Some(None),
+        Some(id) if id.is_empty() => None,
+        Some(id) => Some(Some(id.into_owned())),
+    };
+    let dag = entity(fast.dag)?;
+    let host = entity(fast.host)?;
+    let mut request_time = now;
+    let mut context_attrs = BTreeMap::new();
+    for (name, value) in fast.context.iter().flatten() {
+        if value.is_null() {
+            continue;
+        }
+        if name == "time" {
+            request_time = time::parse_rfc3339(value.as_str()?)?;
+            continue;
+        }
+        context_attrs.insert(
+            name.to_string(),
+            crate::wire::attribute_value(set, EntityKind::Context, name, value)?,
+        );
+    }
+    let parts = RequestParts {
+        principal_id: fast.principal.id.into_owned(),
+        principal_kind,
+        groups,
+        principal_attrs,
+        action,
+        dag,
+        host,
+        time: request_time,
+        context_attrs,
+    };
+    Request::new(set, parts).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        reason = "tests fail loudly by design"
+    )]
+
+    use compiler::source::SourceSet;
+
+    use super::*;
+    use crate::wire::decode_request;
+
+    fn set() -> PolicySet {
+        let mut sources = SourceSet::new();
+        sources.add(
+            "schema.gate",
+            "enum Env { dev, prod }\nprincipal { mfa: Bool, team: String }\nhost { env: Env }\n\
+             context { ticket: String, window: Set<String> }\nactions { trigger, view }\n\
+             host \"h1\" { env: prod }\npermit view to group \"ops\";\n",
+        );
+        compiler::analyze(&sources, &compiler::check::CheckOptions::at(0))
+            .policy_set
+            .expect("the schema checks")
+    }
+
+    /// Where the fast path answers, it answers exactly as the tree path does.
+    #[test]
+    fn agrees_with_the_tree_path() {
+        let set = set();
+        let bodies = [
+            r#"{"principal": {"id": "alice", "groups": ["ops", "dev"], "mfa": true}, "action": "trigger", "dag": "etl", "host": "H1."}"#,
+            r#"{"principal": {"id": "svc", "kind": "service", "team": "a\"b"}, "action": "view", "context": {"time": "2026-01-02T03:04:05Z", "ticket": "CHG-1", "window": ["x"]}}"#,
+            r#"{"principal": {"id": "bob", "kind": null, "groups": null, "mfa": null}, "action": "view", "dag": null, "host": null, "context": null}"#,
+            r#"{"principal": {"id": "caf\u00e9"}, "action": "view"}"#,
+            r#"{"principal": {"id": "a"}, "action": "view", "context": {"ticket": "x", "ticket": "y"}}"#,
+        ];
+        for body in bodies {
+            let json: Json = serde_json::from_str(body).unwrap();
+            let tree = decode_request(&set, &json, 7).unwrap();
+            assert_eq!(decode(&set, body.as_bytes(), 7), Some(tree), "{body}");
+        }
+    }
+
+    /// Whatever the tree path refuses, the fast path leaves to it.
+    #[test]
+    fn leaves_every_bad_request_to_the_tree_path() {
+        let set = set();
+        let bodies = [
+            r#"{"principal": {"id": "a"}, "action": "launch"}"#,
+            r#"{"principal": {"id": "a", "mfa": "yes"}, "action": "view"}"#,
+            r#"{"principal": {"id": "a", "shoe": 1}, "action": "view"}"#,
+            r#"{"principal": {"id": "a"}, "action": "view", "dag": ""}"#,
+            r#"{"principal": {"id": "a"}, "action": "view", "extra": 1}"#,
+            r#"{"principal": {"id": "a", "kind": "robot"}, "action": "view"}"#,
+            r#"{"principal": {"id": "a"}, "action": "view", "context": {"time": "noon"}}"#,
+            r#"{"principal": {"id": "a", "id": "b"}, "action": "view"}"#,
+            r#"{"principal": {"groups": ["ops"]}, "action": "view"}"#,
+            r#"{"principal": {"id": "a", "groups": [1]}, "action": "view"}"#,
+            r#"[1, 2]"#,
+        ];
+        for body in bodies {
+            assert_eq!(decode(&set, body.as_bytes(), 7), None, "{body}");
+        }
+    }
+}
