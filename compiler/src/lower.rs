@@ -98,12 +98,21 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
         class_of.push(*classes.entry(key).or_insert(next));
         leftovers.push(leftover);
     }
-    let sparse = |map: FxHashMap<String, Bits>| {
+    let mut principal_keys = Vec::new();
+    let mut sparse = |map: FxHashMap<String, Bits>| -> FxHashMap<String, u32> {
         map.into_iter()
-            .map(|(key, bits)| (key, SparseBits::from_dense(&bits)))
+            .map(|(key, bits)| {
+                principal_keys.push(SparseBits::from_dense(&bits));
+                (key, principal_keys.len() as u32 - 1)
+            })
             .collect()
     };
+    let (users, groups, services) = (sparse(users), sparse(groups), sparse(services));
+    // Distinguishes tables, so a request prepared for one is never read by another.
+    static TABLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     DecisionTable {
+        id: TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        principal_keys,
         rule_count,
         words,
         rule_of,
@@ -114,9 +123,9 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
         forbid,
         by_action,
         any_principal: any_principal.iter().map(SparseBits::from_dense).collect(),
-        users: sparse(users),
-        groups: sparse(groups),
-        services: sparse(services),
+        users,
+        groups,
+        services,
         principal_patterns,
         dags,
         hosts,

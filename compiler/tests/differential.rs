@@ -323,6 +323,9 @@ proptest! {
         prop_assert!(set.is_some(), "generator produced an invalid set:\n{}\n{}", rules.concat(), rendered);
         let set = set.unwrap();
         let table = compiler::lower::lower(set);
+        // A second table of the same set: a request prepared for it must be decided by
+        // `table` as if unprepared.
+        let other = compiler::lower::lower(set);
         let mut scratch = table.scratch();
         let mut decision = Decision::default();
         for spec in &requests {
@@ -330,6 +333,12 @@ proptest! {
             let expected = decide_reference(set, &request);
             table.decide(&request, &mut scratch, &mut decision);
             prop_assert_eq!(&decision, &expected, "request {:?}\nrules:\n{}", spec, rules.concat());
+            let prepared = table.prepare(request.clone());
+            table.decide(&prepared, &mut scratch, &mut decision);
+            prop_assert_eq!(&decision, &expected, "prepared request {:?}\nrules:\n{}", spec, rules.concat());
+            let elsewhere = other.prepare(request);
+            table.decide(&elsewhere, &mut scratch, &mut decision);
+            prop_assert_eq!(&decision, &expected, "request prepared elsewhere {:?}\nrules:\n{}", spec, rules.concat());
         }
     }
 }

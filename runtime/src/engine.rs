@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use compiler::diag::Diagnostic;
-use compiler::eval::{Decision, Request, RuleIndex};
+use compiler::eval::{Decision, PreparedRequest, Request, RuleIndex};
 use compiler::ir::PolicySet;
 use compiler::source::SourceSet;
 use compiler::table::{DecisionTable, Scratch};
@@ -195,16 +195,23 @@ impl Engine {
         self.table.decide(request, scratch, decision);
     }
 
-    pub fn decide_batch(&self, requests: &[Request]) -> Vec<Decision> {
+    pub fn decide_batch<R: AsRef<Request>>(&self, requests: &[R]) -> Vec<Decision> {
         let mut scratch = self.table.scratch();
         requests
             .iter()
             .map(|request| {
                 let mut decision = Decision::default();
-                self.decide_into(request, &mut scratch, &mut decision);
+                self.decide_into(request.as_ref(), &mut scratch, &mut decision);
                 decision
             })
             .collect()
+    }
+
+    /// Resolves a request's names against this engine's table once, for callers that
+    /// decide the same request repeatedly (or build requests ahead, as benchmarks do);
+    /// deciding it then compares no strings. Another engine decides it like any request.
+    pub fn prepare(&self, request: Request) -> PreparedRequest {
+        self.table.prepare(request)
     }
 
     /// Decodes a JSON request; see [`crate::wire`].

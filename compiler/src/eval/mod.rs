@@ -10,7 +10,8 @@ mod request;
 pub use cond::{EntityState, Env, Truth, eval_cond};
 pub use explain::{Explanation, NearMiss, describe, explain};
 pub use reference::{decide_reference, rule_truths};
-pub use request::{EntityRef, Request, RequestError, RequestParts};
+pub(crate) use request::Prepared;
+pub use request::{EntityRef, PreparedRequest, Request, RequestError, RequestParts};
 
 /// Index of a rule in `PolicySet::rules()` and in the decision table.
 pub type RuleIndex = u32;

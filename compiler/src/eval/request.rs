@@ -18,7 +18,7 @@ pub struct EntityRef {
     pub(crate) values: Vec<Option<Value>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Request {
     pub principal_id: String,
     pub principal_kind: PrincipalKind,
@@ -32,6 +32,94 @@ pub struct Request {
     pub time: Timestamp,
     /// Context attribute values by schema position, `time` included.
     pub(crate) context: Vec<Option<Value>>,
+    /// The names above resolved against one decision table, when the caller prepared the
+    /// request for it; deciding then compares no strings.
+    pub(crate) prepared: Option<Prepared>,
+}
+
+/// A clone is a request like any other: its fields can be changed, so it does not keep
+/// the preparation, which would go stale.
+impl Clone for Request {
+    fn clone(&self) -> Request {
+        Request {
+            principal_id: self.principal_id.clone(),
+            principal_kind: self.principal_kind,
+            groups: self.groups.clone(),
+            principal: self.principal.clone(),
+            action: self.action,
+            dag: self.dag.clone(),
+            host: self.host.clone(),
+            time: self.time,
+            context: self.context.clone(),
+            prepared: None,
+        }
+    }
+}
+
+/// Two requests are equal when they ask the same; preparation is not part of that.
+impl PartialEq for Request {
+    fn eq(&self, other: &Request) -> bool {
+        self.principal_id == other.principal_id
+            && self.principal_kind == other.principal_kind
+            && self.groups == other.groups
+            && self.principal == other.principal
+            && self.action == other.action
+            && self.dag == other.dag
+            && self.host == other.host
+            && self.time == other.time
+            && self.context == other.context
+    }
+}
+
+impl Eq for Request {}
+
+/// A request resolved against one decision table, which then decides it without comparing
+/// strings. It gives out the request only by shared reference, so the names it was
+/// resolved from cannot change underneath it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedRequest(pub(crate) Request);
+
+impl PreparedRequest {
+    /// The request, without its preparation.
+    pub fn into_inner(self) -> Request {
+        let mut request = self.0;
+        request.prepared = None;
+        request
+    }
+}
+
+impl std::ops::Deref for PreparedRequest {
+    type Target = Request;
+
+    fn deref(&self) -> &Request {
+        &self.0
+    }
+}
+
+impl AsRef<Request> for Request {
+    fn as_ref(&self) -> &Request {
+        self
+    }
+}
+
+impl AsRef<Request> for PreparedRequest {
+    fn as_ref(&self) -> &Request {
+        &self.0
+    }
+}
+
+/// A request's principal, DAG and host resolved against one decision table, by
+/// `DecisionTable::prepare`. Ignored by any other table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Prepared {
+    pub(crate) table: u64,
+    /// The principal's keys found in the table: its own id, then its groups.
+    pub(crate) keys: Box<[u32]>,
+    /// Slots of rules whose `to` pattern (glob or regex) admits the principal.
+    pub(crate) pattern_slots: Box<[u32]>,
+    /// Inventory positions; `None` for an entity outside the inventory (or none named).
+    pub(crate) dag: Option<u32>,
+    pub(crate) host: Option<u32>,
 }
 
 /// Why a request does not fit the schema. `field` is a JSON-pointer-like path.
@@ -108,6 +196,7 @@ impl Request {
                 .map(|id| entity_ref(set, EntityKind::Host, normalize_host(&id))),
             time: parts.time,
             context: context.values,
+            prepared: None,
         })
     }
 }

@@ -5,7 +5,10 @@
 
 use super::bits::{SparseBits, copy, for_each, or, set_bit};
 use super::{DecisionTable, EntityIndex, Leftover};
-use crate::eval::{Decision, EntityRef, EntityState, Env, Request, RuleIndex, Truth, eval_cond};
+use crate::eval::{
+    Decision, EntityRef, EntityState, Env, Prepared, PreparedRequest, Request, RuleIndex, Truth,
+    eval_cond,
+};
 use crate::ir::PrincipalKind;
 use crate::syntax::ast::Effect;
 
@@ -15,6 +18,9 @@ pub struct Scratch {
     /// Candidate words by position; only the positions in `touched` are non-zero.
     candidates: Vec<u64>,
     touched: Vec<u32>,
+    /// The principal's keys and pattern slots, for a request not prepared for the table.
+    keys: Vec<u32>,
+    pattern_slots: Vec<u32>,
     /// A DAG or host dimension computed for an entity outside the inventory.
     dag_dimension: Vec<u64>,
     host_dimension: Vec<u64>,
@@ -33,7 +39,66 @@ enum Resolved {
     Unlisted,
 }
 
+impl EntityIndex {
+    /// The inventory position of a named entity; `None` when it is outside the inventory
+    /// or none is named.
+    fn position(&self, named: Option<&EntityRef>) -> Option<u32> {
+        named.and_then(|entity| self.ids.get(&entity.id).copied())
+    }
+}
+
 impl DecisionTable {
+    /// Resolves a request's names against this table once, so that deciding it (any
+    /// number of times) compares no strings. Another table decides a request prepared
+    /// here as if it were not prepared: with lookups, and the same answer.
+    pub fn prepare(&self, mut request: Request) -> PreparedRequest {
+        let mut keys = Vec::new();
+        let mut pattern_slots = Vec::new();
+        self.principal_keys_of(&request, &mut keys, &mut pattern_slots);
+        request.prepared = Some(Prepared {
+            table: self.id,
+            keys: keys.into(),
+            pattern_slots: pattern_slots.into(),
+            dag: self.dags.position(request.dag.as_ref()),
+            host: self.hosts.position(request.host.as_ref()),
+        });
+        PreparedRequest(request)
+    }
+
+    /// The principal keys the request matches (its own id, then its groups) and the slots
+    /// of the `to` patterns that admit it.
+    fn principal_keys_of(&self, request: &Request, keys: &mut Vec<u32>, slots: &mut Vec<u32>) {
+        keys.clear();
+        slots.clear();
+        let own_map = match request.principal_kind {
+            PrincipalKind::Service => &self.services,
+            PrincipalKind::User | PrincipalKind::Group => &self.users,
+        };
+        // Most sets grant to groups only; skip hashing the caller's id then.
+        if !own_map.is_empty()
+            && let Some(key) = own_map.get(&request.principal_id)
+        {
+            keys.push(*key);
+        }
+        if !self.groups.is_empty() {
+            keys.extend(
+                request
+                    .groups
+                    .iter()
+                    .filter_map(|group| self.groups.get(group).copied()),
+            );
+        }
+        for (kind, pattern, slot) in &self.principal_patterns {
+            let matched = match kind {
+                PrincipalKind::Group => request.groups.iter().any(|group| pattern.matches(group)),
+                kind => *kind == request.principal_kind && pattern.matches(&request.principal_id),
+            };
+            if matched {
+                slots.push(*slot);
+            }
+        }
+    }
+
     pub fn scratch(&self) -> Scratch {
         Scratch {
             candidates: vec![0; self.words],
@@ -47,6 +112,8 @@ impl DecisionTable {
         let Scratch {
             candidates,
             touched,
+            keys: keys_buffer,
+            pattern_slots: slots_buffer,
             dag_dimension,
             host_dimension,
             forbids,
@@ -89,45 +156,55 @@ impl DecisionTable {
         if let Some(bits) = self.any_principal.get(action) {
             gather(bits);
         }
-        let own_map = match request.principal_kind {
-            PrincipalKind::Service => &self.services,
-            PrincipalKind::User | PrincipalKind::Group => &self.users,
+        // A request prepared for this table carries its keys; otherwise look them up.
+        let prepared = request
+            .prepared
+            .as_ref()
+            .filter(|prepared| prepared.table == self.id);
+        let (keys, pattern_slots, dag_position, host_position) = match prepared {
+            Some(prepared) => (
+                &prepared.keys[..],
+                &prepared.pattern_slots[..],
+                prepared.dag,
+                prepared.host,
+            ),
+            None => {
+                self.principal_keys_of(request, keys_buffer, slots_buffer);
+                (
+                    &keys_buffer[..],
+                    &slots_buffer[..],
+                    self.dags.position(request.dag.as_ref()),
+                    self.hosts.position(request.host.as_ref()),
+                )
+            }
         };
-        // Most sets grant to groups only; skip hashing the caller's id then.
-        let own = if own_map.is_empty() {
-            None
-        } else {
-            own_map.get(&request.principal_id)
-        };
-        if let Some(bits) = own {
-            gather(bits);
-        }
-        for group in &request.groups {
-            if let Some(bits) = self.groups.get(group) {
+        for key in keys {
+            if let Some(bits) = self.principal_keys.get(*key as usize) {
                 gather(bits);
             }
         }
-        for (kind, pattern, slot) in &self.principal_patterns {
-            let matched = match kind {
-                PrincipalKind::Group => request.groups.iter().any(|group| pattern.matches(group)),
-                kind => *kind == request.principal_kind && pattern.matches(&request.principal_id),
-            };
-            if matched {
-                let position = *slot / 64;
-                if candidates
-                    .get(position as usize)
-                    .is_some_and(|word| *word == 0)
-                {
-                    touched.push(position);
-                }
-                set_bit(candidates, *slot);
+        for slot in pattern_slots {
+            let position = *slot / 64;
+            if candidates
+                .get(position as usize)
+                .is_some_and(|word| *word == 0)
+            {
+                touched.push(position);
             }
+            set_bit(candidates, *slot);
         }
 
-        let dag = resolve(&self.dags, request.dag.as_ref(), dag_dimension, self.words);
+        let dag = resolve(
+            &self.dags,
+            request.dag.as_ref(),
+            dag_position,
+            dag_dimension,
+            self.words,
+        );
         let host = resolve(
             &self.hosts,
             request.host.as_ref(),
+            host_position,
             host_dimension,
             self.words,
         );
@@ -227,14 +304,15 @@ impl DecisionTable {
 fn resolve(
     index: &EntityIndex,
     named: Option<&EntityRef>,
+    position: Option<u32>,
     dimension: &mut Vec<u64>,
     words: usize,
 ) -> Resolved {
     let Some(entity) = named else {
         return Resolved::Absent;
     };
-    if let Some(position) = index.ids.get(&entity.id) {
-        return Resolved::Listed(*position);
+    if let Some(position) = position {
+        return Resolved::Listed(position);
     }
     dimension.resize(words, 0);
     copy(dimension, index.unconstrained.words());

@@ -59,6 +59,9 @@ pub(crate) struct EntityIndex {
 /// back to the rule's position in the policy set.
 #[derive(Debug)]
 pub struct DecisionTable {
+    /// Unique per table built in this process, so a request prepared for one table is
+    /// never read by another.
+    pub(crate) id: u64,
     pub(crate) rule_count: u32,
     pub(crate) words: usize,
     pub(crate) rule_of: Vec<RuleIndex>,
@@ -74,9 +77,11 @@ pub struct DecisionTable {
     pub(crate) by_action: Vec<Bits>,
     /// Rules without a `to` clause, per action.
     pub(crate) any_principal: Vec<SparseBits>,
-    pub(crate) users: FxHashMap<String, SparseBits>,
-    pub(crate) groups: FxHashMap<String, SparseBits>,
-    pub(crate) services: FxHashMap<String, SparseBits>,
+    /// The rules of each principal key (a user, group or service id), by key index.
+    pub(crate) principal_keys: Vec<SparseBits>,
+    pub(crate) users: FxHashMap<String, u32>,
+    pub(crate) groups: FxHashMap<String, u32>,
+    pub(crate) services: FxHashMap<String, u32>,
     /// Globs and regexes in `to` clauses, tried one by one.
     pub(crate) principal_patterns: Vec<(PrincipalKind, IdPattern, u32)>,
     pub(crate) dags: EntityIndex,
@@ -90,11 +95,8 @@ impl DecisionTable {
 
     /// Bytes the indexes occupy on the heap (bitsets and keys; rule conditions excluded).
     pub fn index_bytes(&self) -> usize {
-        let maps = |map: &FxHashMap<String, SparseBits>| {
-            map.iter()
-                .map(|(key, bits)| key.len() + bits.heap_bytes() + 32)
-                .sum::<usize>()
-        };
+        let maps =
+            |map: &FxHashMap<String, u32>| map.keys().map(|key| key.len() + 32).sum::<usize>();
         let entity = |index: &EntityIndex| {
             index.matching.iter().map(Bits::heap_bytes).sum::<usize>()
                 + index.ids.keys().map(|key| key.len() + 40).sum::<usize>()
@@ -108,6 +110,11 @@ impl DecisionTable {
                 .map(SparseBits::heap_bytes)
                 .sum::<usize>()
             + self.rule_of.len() * 4
+            + self
+                .principal_keys
+                .iter()
+                .map(SparseBits::heap_bytes)
+                .sum::<usize>()
             + maps(&self.users)
             + maps(&self.groups)
             + maps(&self.services)
