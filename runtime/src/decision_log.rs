@@ -78,7 +78,7 @@ pub struct LogFull;
 
 pub struct DecisionLog {
     /// Taken out by `close`; a read lock per line is uncontended in practice.
-    sender: RwLock<Option<SyncSender<String>>>,
+    sender: RwLock<Option<SyncSender<Vec<u8>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     when_full: WhenFull,
     mask: Vec<Vec<String>>,
@@ -93,7 +93,7 @@ impl DecisionLog {
     }
 
     /// The log without its writer yet: what `start` builds before spawning the thread.
-    fn queue(config: &LogConfig) -> std::io::Result<(DecisionLog, Receiver<String>, Output)> {
+    fn queue(config: &LogConfig) -> std::io::Result<(DecisionLog, Receiver<Vec<u8>>, Output)> {
         let output = Output::open(&config.sink, config.rotate_bytes)?;
         let (sender, receiver) = sync_channel(config.capacity.max(1));
         let log = DecisionLog {
@@ -110,7 +110,7 @@ impl DecisionLog {
         Ok((log, receiver, output))
     }
 
-    fn spawn_writer(&self, receiver: Receiver<String>, output: Output) -> std::io::Result<()> {
+    fn spawn_writer(&self, receiver: Receiver<Vec<u8>>, output: Output) -> std::io::Result<()> {
         let counters = self.counters.clone();
         let writer = std::thread::Builder::new()
             .name(String::from("flowgate-decision-log"))
@@ -130,13 +130,17 @@ impl DecisionLog {
     pub fn record(&self, entry: &impl serde::Serialize) -> Result<(), LogFull> {
         // Without masks the entry is written straight to text, with no tree in between.
         let line = if self.mask.is_empty() {
-            serde_json::to_string(entry).map_err(|_| LogFull)?
+            // Sized for a typical line up front: growing the buffer costs more than the
+            // serialization itself.
+            let mut bytes = Vec::with_capacity(512);
+            serde_json::to_writer(&mut bytes, entry).map_err(|_| LogFull)?;
+            bytes
         } else {
             let mut value = serde_json::to_value(entry).map_err(|_| LogFull)?;
             for path in &self.mask {
                 mask(&mut value, path);
             }
-            value.to_string()
+            value.to_string().into_bytes()
         };
         let Ok(guard) = self.sender.read() else {
             return Err(LogFull);
@@ -227,9 +231,13 @@ impl Output {
         }
     }
 
-    fn write_line(&mut self, line: &str) -> std::io::Result<()> {
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
         match self {
-            Output::Stdout(stdout) => writeln!(stdout.lock(), "{line}"),
+            Output::Stdout(stdout) => {
+                let mut stdout = stdout.lock();
+                stdout.write_all(line)?;
+                stdout.write_all(b"\n")
+            }
             Output::File {
                 path,
                 file,
@@ -248,7 +256,8 @@ impl Output {
                         BufWriter::new(OpenOptions::new().create(true).append(true).open(&*path)?);
                     *size = 0;
                 }
-                writeln!(file, "{line}")?;
+                file.write_all(line)?;
+                file.write_all(b"\n")?;
                 *size += line.len() as u64 + 1;
                 Ok(())
             }
@@ -273,7 +282,7 @@ fn rotated(path: &std::path::Path, index: u32) -> PathBuf {
 /// looking again. Waiting by sleeping, not on the channel, spares every decision a wake-up
 /// call to this thread under load; after a quiet spell it blocks on the channel instead,
 /// so an idle sidecar does not spin.
-fn write_lines(receiver: Receiver<String>, mut output: Output, counters: &LogCounters) {
+fn write_lines(receiver: Receiver<Vec<u8>>, mut output: Output, counters: &LogCounters) {
     let mut quiet_rounds = 0_u32;
     loop {
         let first = if quiet_rounds < QUIET_ROUNDS_BEFORE_BLOCKING {

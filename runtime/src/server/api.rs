@@ -31,6 +31,30 @@ pub(crate) struct BatchBody {
     answers: Vec<DecisionBody>,
 }
 
+/// A JSON response serialized into a buffer sized up front (about `hint` bytes): a batch's
+/// answers would otherwise be copied over and over as the buffer grows.
+pub(crate) struct Sized<T>(T, usize);
+
+/// Bytes of one answer, give or take.
+const ANSWER_BYTES: usize = 192;
+
+impl<T: Serialize> axum::response::IntoResponse for Sized<T> {
+    fn into_response(self) -> axum::response::Response {
+        let mut bytes = Vec::with_capacity(self.1);
+        match serde_json::to_writer(&mut bytes, &self.0) {
+            Ok(()) => (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                )],
+                bytes,
+            )
+                .into_response(),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    }
+}
+
 /// Reads the body within the configured limit.
 async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
     to_bytes(body, state.config.max_body_bytes)
@@ -80,12 +104,12 @@ fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiErr
 pub(crate) async fn decide(
     State(state): State<Arc<AppState>>,
     body: Body,
-) -> Result<Json<DecisionBody>, ApiError> {
+) -> Result<Sized<DecisionBody>, ApiError> {
     let result = decide_one(&state, body).await;
     counted(&state, result)
 }
 
-async fn decide_one(state: &AppState, body: Body) -> Result<Json<DecisionBody>, ApiError> {
+async fn decide_one(state: &AppState, body: Body) -> Result<Sized<DecisionBody>, ApiError> {
     let bytes = read_body(state, body).await?;
     let engine = state.engine.load();
     let now = super::now();
@@ -100,14 +124,17 @@ async fn decide_one(state: &AppState, body: Body) -> Result<Json<DecisionBody>, 
     let decision = engine.decide(&request);
     let latency = clock.elapsed();
     state.metrics.record(decision.allow, latency);
-    Ok(Json(logged(
-        state,
-        Source::Api,
-        &engine,
-        &request,
-        engine.answer(&request, &decision),
-        latency.as_nanos(),
-    )))
+    Ok(Sized(
+        logged(
+            state,
+            Source::Api,
+            &engine,
+            &request,
+            engine.answer(&request, &decision),
+            latency.as_nanos(),
+        ),
+        ANSWER_BYTES,
+    ))
 }
 
 /// Gives the answer its id and records it; an answer the log refuses becomes a deny.
@@ -144,12 +171,12 @@ pub(crate) fn logged(
 pub(crate) async fn decide_batch(
     State(state): State<Arc<AppState>>,
     body: Body,
-) -> Result<Json<BatchBody>, ApiError> {
+) -> Result<Sized<BatchBody>, ApiError> {
     let result = decide_many(&state, body).await;
     counted(&state, result)
 }
 
-async fn decide_many(state: &AppState, body: Body) -> Result<Json<BatchBody>, ApiError> {
+async fn decide_many(state: &AppState, body: Body) -> Result<Sized<BatchBody>, ApiError> {
     let bytes = read_body(state, body).await?;
     // One policy version answers the whole batch, even if a reload lands meanwhile.
     let engine = state.engine.load_full();
@@ -163,7 +190,8 @@ async fn decide_many(state: &AppState, body: Body) -> Result<Json<BatchBody>, Ap
         Some(requests) => requests,
         None => decode_batch_tree(state, &engine, &json_tree(&bytes)?, now)?,
     };
-    Ok(Json(decide_all(state, &engine, &requests)))
+    let answers = decide_all(state, &engine, &requests);
+    Ok(Sized(answers, 16 + requests.len() * ANSWER_BYTES))
 }
 
 /// The batch through the JSON tree, naming the first problem by pointer.
