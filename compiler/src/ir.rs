@@ -105,6 +105,14 @@ impl Schema {
         })
     }
 
+    /// The schema position of an attribute, without building a path.
+    pub fn slot(&self, kind: EntityKind, name: &str) -> Option<u32> {
+        self.attributes(kind)
+            .iter()
+            .position(|attr| attr.name == name)
+            .map(|slot| slot as u32)
+    }
+
     pub fn attributes(&self, kind: EntityKind) -> &[AttrDef] {
         self.entities.get(&kind).map_or(&[], Vec::as_slice)
     }

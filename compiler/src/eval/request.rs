@@ -227,8 +227,8 @@ impl<'a> Slots<'a> {
     }
 
     fn put(&mut self, name: &str, value: Value) {
-        if let Some(path) = self.set.schema().path(self.kind, name)
-            && let Some(slot) = self.values.get_mut(path.slot as usize)
+        if let Some(slot) = self.set.schema().slot(self.kind, name)
+            && let Some(slot) = self.values.get_mut(slot as usize)
         {
             *slot = Some(value);
         }

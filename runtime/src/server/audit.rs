@@ -42,50 +42,54 @@ pub(crate) fn decision(
     latency_nanos: u128,
 ) -> bool {
     let Some(log) = &state.log else { return true };
-    let entry = DecisionEntry {
-        time: timestamp(),
-        decision_id: id,
-        source: source.label(),
-        principal: PrincipalEntry {
-            id: &request.principal_id,
-            kind: request.principal_kind.keyword(),
-            groups: &request.groups,
-        },
-        action: engine.policy_set().schema().action_name(request.action),
-        dag: request.dag.as_ref().map(|dag| dag.id.as_str()),
-        host: request.host.as_ref().map(|host| host.id.as_str()),
-        decision: answer.decision,
-        deciding: &answer.deciding,
-        missing: &answer.missing,
-        reason: answer.reason.as_deref(),
-        policy_version: &answer.policy_version,
-        git_commit: engine.version().git_commit.as_deref(),
-        latency_us: latency_nanos as f64 / 1_000.0,
-    };
-    log.record(&entry).is_ok()
+    with_timestamp(|time| {
+        let entry = DecisionEntry {
+            time,
+            decision_id: id,
+            source: source.label(),
+            principal: PrincipalEntry {
+                id: &request.principal_id,
+                kind: request.principal_kind.keyword(),
+                groups: &request.groups,
+            },
+            action: engine.policy_set().schema().action_name(request.action),
+            dag: request.dag.as_ref().map(|dag| dag.id.as_str()),
+            host: request.host.as_ref().map(|host| host.id.as_str()),
+            decision: answer.decision,
+            deciding: &answer.deciding,
+            missing: &answer.missing,
+            reason: answer.reason.as_deref(),
+            policy_version: &answer.policy_version,
+            git_commit: engine.version().git_commit.as_deref(),
+            latency_us: latency_nanos as f64 / 1_000.0,
+        };
+        log.record(&entry).is_ok()
+    })
 }
 
-/// The current second in RFC 3339, formatted once per second per thread: every decision
-/// line carries it.
-fn timestamp() -> String {
+/// Runs `write` with the current second in RFC 3339, formatted once per second per
+/// thread: every decision line carries it.
+fn with_timestamp<T>(write: impl FnOnce(&str) -> T) -> T {
     thread_local! {
         static LAST: std::cell::RefCell<(i64, String)> =
             const { std::cell::RefCell::new((i64::MIN, String::new())) };
     }
     let now = super::now();
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != now {
-            *last = (now, compiler::time::format_rfc3339(now));
+    LAST.with(|last| match last.try_borrow_mut() {
+        Ok(mut last) => {
+            if last.0 != now {
+                *last = (now, compiler::time::format_rfc3339(now));
+            }
+            write(&last.1)
         }
-        last.1.clone()
+        Err(_) => write(&compiler::time::format_rfc3339(now)),
     })
 }
 
 /// One decision-log line.
 #[derive(Serialize)]
 struct DecisionEntry<'a> {
-    time: String,
+    time: &'a str,
     decision_id: &'a str,
     source: &'static str,
     principal: PrincipalEntry<'a>,
