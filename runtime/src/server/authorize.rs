@@ -3,17 +3,18 @@
 //! forward-auth endpoint and Envoy's gRPC `ext_authz`, which differ only in how the
 //! original call reaches us and how the verdict goes back.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::http::StatusCode;
-use serde_json::json;
+use compiler::eval::{Request, RequestParts};
+use compiler::ir::{EntityKind, PrincipalKind, Type, Value};
 
 use super::AppState;
 use super::audit::Source;
 use super::error::ApiError;
 use super::forward_auth::ForwardAuthConfig;
-use crate::wire::decode_at;
 
 /// The call a proxy asks about.
 pub(crate) struct Call<'a> {
@@ -111,34 +112,52 @@ async fn decide(state: &AppState, config: &ForwardAuthConfig, call: &Call<'_>) -
     };
 
     let engine = state.engine.load();
+    let set = engine.policy_set();
+    let Some(action) = set.schema().action(&mapped.action) else {
+        return Verdict::deny(format!(
+            "the route's action `{}` is not declared; declared actions: {}",
+            mapped.action,
+            set.schema().actions.join(", ")
+        ));
+    };
     // The token's MFA claim reaches rules only where the schema declares `mfa: Bool`.
-    let schema_has_mfa = engine
-        .policy_set()
-        .schema()
-        .attribute(compiler::ir::EntityKind::Principal, "mfa")
-        .is_some_and(|attr| attr.ty == compiler::ir::Type::Bool);
-    let mut principal = json!({
-        "id": caller.id,
-        "kind": if caller.service { "service" } else { "user" },
-        "groups": caller.groups,
-    });
-    if schema_has_mfa && let (Some(object), Some(mfa)) = (principal.as_object_mut(), caller.mfa) {
-        object.insert(String::from("mfa"), json!(mfa));
+    let mut principal_attrs = BTreeMap::new();
+    if let Some(mfa) = caller.mfa
+        && set
+            .schema()
+            .attribute(EntityKind::Principal, "mfa")
+            .is_some_and(|attr| attr.ty == Type::Bool)
+    {
+        principal_attrs.insert(String::from("mfa"), Value::Bool(mfa));
     }
+    let groups: BTreeSet<String> = caller.groups.iter().cloned().collect();
     let dags: Vec<Option<String>> = if mapped.dags.is_empty() {
         vec![None]
     } else {
         mapped.dags.into_iter().map(Some).collect()
     };
+    let now = super::now();
     let mut last_id = String::new();
     for dag in dags {
-        let request_json = json!({
-            "principal": principal,
-            "action": mapped.action,
-            "dag": dag,
-            "host": mapped.host,
-        });
-        let request = match decode_at(engine.policy_set(), &request_json, super::now(), "") {
+        if dag.as_deref() == Some("") || mapped.host.as_deref() == Some("") {
+            return Verdict::deny("the call names an empty DAG or host id");
+        }
+        let parts = RequestParts {
+            principal_id: caller.id.clone(),
+            principal_kind: if caller.service {
+                PrincipalKind::Service
+            } else {
+                PrincipalKind::User
+            },
+            groups: groups.clone(),
+            principal_attrs: principal_attrs.clone(),
+            action,
+            dag,
+            host: mapped.host.clone(),
+            time: now,
+            context_attrs: BTreeMap::new(),
+        };
+        let request = match Request::new(set, parts) {
             Ok(request) => request,
             Err(error) => {
                 return Verdict::deny(format!(
