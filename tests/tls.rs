@@ -173,7 +173,13 @@ fn mutual_tls_admits_only_clients_of_the_configured_ca() {
     }
     let pki = Pki::new("mtls");
     let rogue = Pki::new("rogue");
-    let flowgate = pki.serve(&["--tls-client-ca", &pki.path("ca.pem")]);
+    let log = pki.path("decisions.log");
+    let flowgate = pki.serve(&[
+        "--tls-client-ca",
+        &pki.path("ca.pem"),
+        "--decision-log",
+        &log,
+    ]);
     assert_eq!(get(flowgate.address, "/healthz", &pki, Some(&pki)), Ok(200));
     assert!(
         get(flowgate.address, "/healthz", &pki, None).is_err(),
@@ -184,6 +190,16 @@ fn mutual_tls_admits_only_clients_of_the_configured_ca() {
         "a certificate from another CA, no answer"
     );
     assert_eq!(get(flowgate.address, "/healthz", &pki, Some(&pki)), Ok(200));
+    // The refused handshakes are in the decision log.
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.matches("\"tls-handshake\"").count() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(text.matches("\"tls-handshake\"").count() >= 2, "{text}");
 }
 
 #[test]

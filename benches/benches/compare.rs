@@ -21,7 +21,7 @@ use benches::peers::casbin::Casbin;
 use benches::peers::cedar::Cedar;
 use benches::peers::rego::Rego;
 use benches::{Scenario, flowgate};
-use compiler::eval::{Decision, decide_reference};
+use compiler::eval::{Decision, Request, decide_reference};
 
 /// Counts live heap bytes, so each engine's memory is measured the same way. The only
 /// unsafe code in the workspace: a global allocator must implement the unsafe trait.
@@ -149,51 +149,46 @@ fn main() {
                 engine.decide(request)
             );
         }
-        let mut scratch = engine.table().scratch();
-        let mut decision = Decision::default();
         // Resolved against the table beforehand, as the peers' requests are built
         // beforehand below.
         let prepared: Vec<_> = requests
             .iter()
             .map(|request| engine.prepare(request.clone()))
             .collect();
-        let (median, p99) = sample(
-            |index| {
-                if let Some(request) = prepared.get(index) {
-                    engine.decide_into(request, &mut scratch, &mut decision);
-                }
-                decision.allow
-            },
-            requests.len(),
+        let mut timed = |name: &'static str, table_bytes: Option<usize>, batch: &[&Request]| {
+            let mut scratch = engine.table().scratch();
+            let mut decision = Decision::default();
+            let (median, p99) = sample(
+                |index| {
+                    if let Some(request) = batch.get(index) {
+                        engine.decide_into(request, &mut scratch, &mut decision);
+                    }
+                    decision.allow
+                },
+                requests.len(),
+            );
+            rows.push(Row {
+                engine: name,
+                rules,
+                median_ns: median,
+                p99_ns: p99,
+                build,
+                memory,
+                table_bytes,
+            });
+        };
+        let prepared_refs: Vec<&Request> = prepared.iter().map(|request| &**request).collect();
+        let plain_refs: Vec<&Request> = requests.iter().collect();
+        timed(
+            "Flowgate table",
+            Some(engine.table().index_bytes()),
+            &prepared_refs,
         );
-        let table_bytes = Some(engine.table().index_bytes());
-        rows.push(Row {
-            engine: "Flowgate table",
-            rules,
-            median_ns: median,
-            p99_ns: p99,
-            build,
-            memory,
-            table_bytes,
-        });
-        let (median, p99) = sample(
-            |index| {
-                if let Some(request) = requests.get(index) {
-                    engine.decide_into(request, &mut scratch, &mut decision);
-                }
-                decision.allow
-            },
-            requests.len(),
+        timed(
+            "Flowgate table, names looked up while deciding",
+            None,
+            &plain_refs,
         );
-        rows.push(Row {
-            engine: "Flowgate table, names looked up while deciding",
-            rules,
-            median_ns: median,
-            p99_ns: p99,
-            build,
-            memory,
-            table_bytes: None,
-        });
         let (median, p99) = sample(
             |index| {
                 requests

@@ -596,8 +596,14 @@ fn slow_and_bloated_request_heads_are_cut_off() {
         max_header_bytes: 16 * 1024,
         ..Default::default()
     };
+    let log = std::env::temp_dir().join(format!("flowgate-heads-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
     let address = start(ServerConfig {
         limits,
+        log: Some(runtime::decision_log::LogConfig {
+            sink: runtime::decision_log::LogSink::File(log.clone()),
+            ..Default::default()
+        }),
         ..ServerConfig::default()
     });
 
@@ -631,6 +637,17 @@ fn slow_and_bloated_request_heads_are_cut_off() {
 
     // Everyone else is still served.
     assert_eq!(call(address, "GET", "/healthz", b"").0, 200);
+
+    // Both show in the decision log.
+    let logged = eventually(|| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("\"slow-request-head\"") && text.contains("\"request-head-too-large\"")
+    });
+    assert!(
+        logged,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
 
 #[test]

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tower::Service as _;
+
+use super::error::ApiError;
 
 /// Limits on each connection.
 #[derive(Clone, Copy, Debug)]
@@ -35,11 +38,49 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Called for a connection cut off before a request could be answered (a slow or
+/// oversized request head, malformed HTTP, a failed TLS handshake), so the decision log
+/// shows those too.
+pub(crate) type Refused = std::sync::Arc<dyn Fn(ApiError) + Send + Sync>;
+
+/// What a connection-level error means to an operator; `None` for a client that simply
+/// went away.
+fn refusal(error: &hyper::Error, limits: &ConnectionLimits) -> Option<ApiError> {
+    if error.is_timeout() {
+        Some(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "slow-request-head",
+            format!(
+                "the request head did not arrive within {} s; connection closed",
+                limits.header_read_timeout.as_secs()
+            ),
+        ))
+    } else if error.is_parse_too_large() {
+        Some(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request-head-too-large",
+            format!(
+                "the request head is larger than {} bytes; connection closed",
+                limits.max_header_bytes
+            ),
+        ))
+    } else if error.is_parse() {
+        Some(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-http",
+            format!("not an HTTP/1.1 request: {error}"),
+        ))
+    } else {
+        None
+    }
+}
+
 pub(crate) async fn accept(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: ConnectionLimits,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    refused: Refused,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let graceful = GracefulShutdown::new();
@@ -69,25 +110,49 @@ pub(crate) async fn accept(
             .max_buf_size(limits.max_header_bytes.max(8 * 1024));
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let refused = refused.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            match tls {
+            let served = match tls {
                 None => {
-                    let _ = watcher
+                    watcher
                         .watch(http.serve_connection(TokioIo::new(stream), service))
-                        .await;
+                        .await
                 }
                 Some(acceptor) => {
                     // The handshake gets the same deadline as a request head, against
                     // clients that open connections and say nothing.
                     let handshake =
                         tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
-                    if let Ok(Ok(stream)) = handshake.await {
-                        let _ = watcher
-                            .watch(http.serve_connection(TokioIo::new(stream), service))
-                            .await;
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(http.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        Ok(Err(error)) => {
+                            refused(ApiError::new(
+                                StatusCode::BAD_REQUEST,
+                                "tls-handshake",
+                                format!("TLS handshake with {peer} failed: {error}"),
+                            ));
+                            return;
+                        }
+                        Err(_) => {
+                            refused(ApiError::new(
+                                StatusCode::REQUEST_TIMEOUT,
+                                "tls-handshake",
+                                format!("TLS handshake with {peer} did not finish in time"),
+                            ));
+                            return;
+                        }
                     }
                 }
+            };
+            if let Err(error) = served
+                && let Some(refusal) = refusal(&error, &limits)
+            {
+                refused(refusal);
             }
         });
     }

@@ -245,6 +245,16 @@ pub async fn serve(
         router(state.clone()),
         state.config.limits,
         acceptor,
+        {
+            let state = state.clone();
+            std::sync::Arc::new(move |error: error::ApiError| {
+                state
+                    .metrics
+                    .bad_requests
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                audit::rejection(&state, audit::Source::Api, &error);
+            })
+        },
         async move {
             tokio::select! {
                 () = shutdown => {}
