@@ -192,3 +192,42 @@ fn metrics_text(address: std::net::SocketAddr) -> String {
     stream.read_to_string(&mut response).unwrap();
     response
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_counts_as_absent() {
+    let started = common::start_server(
+        ServerConfig {
+            max_body_bytes: 32,
+            ..config()
+        },
+        true,
+    );
+    let mut client = AuthorizationClient::connect(format!("http://{}", started.grpc.unwrap()))
+        .await
+        .unwrap();
+    // Within the limit the body makes this a pause; past it, the same call is an edit.
+    let small = r#"{"is_paused": true}"#;
+    let large = r#"{"is_paused": true, "note": "more than thirty-two bytes"}"#;
+    let pause = client
+        .check(check_request(
+            "PATCH",
+            "/api/v2/dags/etl_daily",
+            &ALICE,
+            small,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&pause), OK, "{pause:?}");
+    let edit = client
+        .check(check_request(
+            "PATCH",
+            "/api/v2/dags/etl_daily",
+            &ALICE,
+            large,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&edit), PERMISSION_DENIED, "{edit:?}");
+}

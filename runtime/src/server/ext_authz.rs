@@ -75,7 +75,9 @@ async fn decide(state: &AppState, peer: IpAddr, check: CheckRequest) -> CheckRes
         method: &http.method,
         uri: &http.path,
         header: &lookup,
-        body: (!body.is_empty()).then_some(body.as_slice()),
+        // Over the limit counts as absent, as for HTTP forward-auth.
+        body: (!body.is_empty() && body.len() <= state.config.max_body_bytes)
+            .then_some(body.as_slice()),
         peer,
         source: Source::ExtAuthzGrpc,
     };
