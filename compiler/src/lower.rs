@@ -23,6 +23,9 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
     let mut principal_patterns = Vec::new();
     let mut dags = entity_index(&set.inventory().dags, words);
     let mut hosts = entity_index(&set.inventory().hosts, words);
+    // Inventory ids in position order (the inventory's sorted order), for prefix runs.
+    let dag_ids: Vec<&str> = set.inventory().dags.keys().map(String::as_str).collect();
+    let host_ids: Vec<&str> = set.inventory().hosts.keys().map(String::as_str).collect();
     let mut leftovers = Vec::with_capacity(rules.len());
     let mut classes: FxHashMap<String, u32> = FxHashMap::default();
     let mut class_of = Vec::with_capacity(rules.len());
@@ -66,6 +69,7 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
         index_clause(
             &mut dags,
             &set.inventory().dags,
+            &dag_ids,
             rule.dag.as_ref(),
             slot,
             &mut dag_filters,
@@ -73,6 +77,7 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
         index_clause(
             &mut hosts,
             &set.inventory().hosts,
+            &host_ids,
             rule.host.as_ref(),
             slot,
             &mut host_filters,
@@ -212,6 +217,7 @@ impl FilterCache {
 fn index_clause(
     index: &mut EntityIndex,
     inventory: &BTreeMap<String, Entity>,
+    sorted_ids: &[&str],
     clause: Option<&EntityMatch>,
     slot: u32,
     filters: &mut FilterCache,
@@ -230,7 +236,7 @@ fn index_clause(
     let admitted = clause
         .filter
         .as_ref()
-        .map(|filter| filters.admits(filter, inventory).to_vec());
+        .map(|filter| filters.admits(filter, inventory));
     let mut positions: Vec<u32> = Vec::new();
     if clause.patterns.is_empty() {
         positions.extend(0..inventory.len() as u32);
@@ -238,12 +244,18 @@ fn index_clause(
     for pattern in &clause.patterns {
         match pattern {
             IdPattern::Exact(id) => positions.extend(index.ids.get(id).copied()),
-            IdPattern::Prefix { prefix, .. } => positions.extend(
-                inventory
-                    .range(prefix.clone()..)
-                    .take_while(|(id, _)| id.starts_with(prefix.as_str()))
-                    .filter_map(|(id, _)| index.ids.get(id).copied()),
-            ),
+            IdPattern::Prefix { prefix, .. } => {
+                // Positions follow the inventory's sorted order, so the ids with a prefix
+                // are one run of positions.
+                let start = sorted_ids.partition_point(|id| *id < prefix.as_str());
+                let run = sorted_ids
+                    .get(start..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|id| id.starts_with(prefix.as_str()))
+                    .count();
+                positions.extend(start as u32..(start + run) as u32);
+            }
             other => positions.extend(
                 inventory
                     .keys()
