@@ -115,6 +115,31 @@ fn measure<T>(build: impl FnOnce() -> Option<T>) -> Option<(T, Duration, isize)>
     Some((built, elapsed, LIVE.load(Ordering::Relaxed) - before))
 }
 
+/// Builds a peer (timed, with its memory counted), prepares its requests, checks its
+/// answers against Flowgate's, then times its decisions.
+fn time_peer<P: Peer>(
+    name: &'static str,
+    rules: usize,
+    expected: &[bool],
+    build: impl FnOnce() -> Option<P>,
+    prepare: impl FnOnce(&mut P) -> Option<()>,
+) -> Row {
+    let (mut peer, build, memory) = measure(build).expect("the peer accepts the scenario");
+    // Requests in the peer's own form are built before timing, outside the build time.
+    prepare(&mut peer).expect("the peer accepts the requests");
+    check(name, rules, expected, &mut peer);
+    let (median, p99) = sample(|index| peer.decide(index), REQUESTS);
+    Row {
+        engine: name,
+        rules,
+        median_ns: median,
+        p99_ns: p99,
+        build,
+        memory,
+        table_bytes: None,
+    }
+}
+
 fn check(name: &str, rules: usize, expected: &[bool], peer: &mut dyn Peer) {
     for (index, want) in expected.iter().enumerate() {
         let got = peer.decide(index);
@@ -221,50 +246,27 @@ fn main() {
             );
         }
 
-        let (mut cedar, build, memory) =
-            measure(|| Cedar::build(&scenario)).expect("Cedar accepts the policies");
-        cedar.prepare(&scenario).expect("Cedar requests");
-        check("Cedar", rules, &expected, &mut cedar);
-        let (median, p99) = sample(|index| cedar.decide(index), REQUESTS);
-        rows.push(Row {
-            engine: "Cedar (cedar-policy 4.14)",
+        rows.push(time_peer(
+            "Cedar (cedar-policy 4.14)",
             rules,
-            median_ns: median,
-            p99_ns: p99,
-            build,
-            memory,
-            table_bytes: None,
-        });
-
-        let (mut rego, build, memory) =
-            measure(|| Rego::build(&scenario)).expect("regorus accepts the policy");
-        rego.prepare(&scenario).expect("Rego inputs");
-        check("Rego", rules, &expected, &mut rego);
-        let (median, p99) = sample(|index| rego.decide(index), REQUESTS);
-        rows.push(Row {
-            engine: "Rego, grants indexed in data (regorus 0.14)",
+            &expected,
+            || Cedar::build(&scenario),
+            |cedar| cedar.prepare(&scenario),
+        ));
+        rows.push(time_peer(
+            "Rego, grants indexed in data (regorus 0.14)",
             rules,
-            median_ns: median,
-            p99_ns: p99,
-            build,
-            memory,
-            table_bytes: None,
-        });
-
-        let (mut casbin, build, memory) =
-            measure(|| Casbin::build(&scenario)).expect("Casbin accepts the model");
-        casbin.prepare(&scenario).expect("Casbin requests");
-        check("Casbin", rules, &expected, &mut casbin);
-        let (median, p99) = sample(|index| casbin.decide(index), REQUESTS);
-        rows.push(Row {
-            engine: "Casbin (casbin 2.20)",
+            &expected,
+            || Rego::build(&scenario),
+            |rego| rego.prepare(&scenario),
+        ));
+        rows.push(time_peer(
+            "Casbin (casbin 2.20)",
             rules,
-            median_ns: median,
-            p99_ns: p99,
-            build,
-            memory,
-            table_bytes: None,
-        });
+            &expected,
+            || Casbin::build(&scenario),
+            |casbin| casbin.prepare(&scenario),
+        ));
     }
     let table = render(&rows, &batch_note);
     println!("{table}");
