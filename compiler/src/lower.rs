@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 
 use crate::eval::{EntityState, Env, RuleIndex, Truth, eval_cond};
 use crate::ir::{Cond, Entity, EntityMatch, IdPattern, PolicySet, PrincipalKind, Value};
-use crate::table::{Bits, DecisionTable, EntityIndex, Leftover, SparseBits};
+use crate::table::{BitMatrix, Bits, DecisionTable, EntityIndex, Leftover, WordKinds, WordLists};
 
 pub fn lower(set: &PolicySet) -> DecisionTable {
     let rules = set.rules();
@@ -29,8 +29,7 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
     let mut leftovers = Vec::with_capacity(rules.len());
     let mut classes: FxHashMap<String, u32> = FxHashMap::default();
     let mut class_of = Vec::with_capacity(rules.len());
-    let mut plain = Bits::empty(words);
-    let mut forbid = Bits::empty(words);
+    let mut kinds = vec![WordKinds::default(); words];
     let mut dag_filters = FilterCache::default();
     let mut host_filters = FilterCache::default();
     for (slot, rule_index) in rule_of.iter().enumerate() {
@@ -89,11 +88,14 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
             host: rule.host.as_ref().map(|clause| clause.filter.clone()),
             conditions: rule.conditions.clone(),
         };
-        if leftover.is_plain() {
-            plain.set(slot);
-        }
-        if leftover.effect == crate::syntax::ast::Effect::Forbid {
-            forbid.set(slot);
+        if let Some(kind) = kinds.get_mut((slot / 64) as usize) {
+            let bit = 1 << (slot % 64);
+            if leftover.is_plain() {
+                kind.plain |= bit;
+            }
+            if leftover.effect == crate::syntax::ast::Effect::Forbid {
+                kind.forbid |= bit;
+            }
         }
         let key = format!(
             "{:?}|{:?}|{:?}|{:?}",
@@ -103,31 +105,46 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
         class_of.push(*classes.entry(key).or_insert(next));
         leftovers.push(leftover);
     }
-    let mut principal_keys = Vec::new();
-    let mut sparse = |map: FxHashMap<String, Bits>| -> FxHashMap<String, u32> {
+    // Each key's rules, then split by action: a decision reads only its action's words.
+    let mut key_rules: Vec<Bits> = Vec::new();
+    let mut number = |map: FxHashMap<String, Bits>| -> FxHashMap<String, u32> {
         map.into_iter()
             .map(|(key, bits)| {
-                principal_keys.push(SparseBits::from_dense(&bits));
-                (key, principal_keys.len() as u32 - 1)
+                key_rules.push(bits);
+                (key, key_rules.len() as u32 - 1)
             })
             .collect()
     };
-    let (users, groups, services) = (sparse(users), sparse(groups), sparse(services));
+    let (users, groups, services) = (number(users), number(groups), number(services));
+    let mut candidates = WordLists::default();
+    for rules in &key_rules {
+        // Only the key's non-zero words: lowering stays linear in keys times actions.
+        let own: Vec<(u32, u64)> = non_zero(rules.words()).collect();
+        for action in &by_action {
+            candidates.push(own.iter().map(|(position, word)| {
+                let allowed = action.words().get(*position as usize).copied().unwrap_or(0);
+                (*position, word & allowed)
+            }));
+        }
+    }
+    for bits in &any_principal {
+        candidates.push(non_zero(bits.words()));
+    }
     // Distinguishes tables, so a request prepared for one is never read by another.
     static TABLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     DecisionTable {
         id: TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        principal_keys,
+        candidates,
+        key_count: key_rules.len(),
+        action_count,
         rule_count,
         words,
         rule_of,
         leftovers,
         class_count: classes.len(),
         class_of,
-        plain,
-        forbid,
+        kinds,
         by_action,
-        any_principal: any_principal.iter().map(SparseBits::from_dense).collect(),
         users,
         groups,
         services,
@@ -135,6 +152,14 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
         dags,
         hosts,
     }
+}
+
+fn non_zero(words: &[u64]) -> impl Iterator<Item = (u32, u64)> + '_ {
+    words
+        .iter()
+        .enumerate()
+        .filter(|(_, word)| **word != 0)
+        .map(|(position, word)| (position as u32, *word))
 }
 
 /// The table's numbering: rules sharing their first principal key are adjacent, and rules
@@ -173,7 +198,7 @@ fn entity_index(inventory: &BTreeMap<String, Entity>, words: usize) -> EntityInd
             .enumerate()
             .map(|(position, id)| (id.clone(), position as u32))
             .collect(),
-        matching: vec![Bits::empty(words); inventory.len()],
+        matching: BitMatrix::new(inventory.len(), words),
         attrs: inventory
             .values()
             .map(|entity| entity.values.clone())
@@ -224,7 +249,7 @@ fn index_clause(
 ) {
     let Some(clause) = clause else {
         index.unconstrained.set(slot);
-        index.matching.iter_mut().for_each(|bits| bits.set(slot));
+        index.matching.set_all(slot);
         return;
     };
     if clause.patterns.is_empty() {
@@ -269,8 +294,8 @@ fn index_clause(
         let passes = admitted
             .as_ref()
             .is_none_or(|admitted| admitted.get(position as usize).copied().unwrap_or(false));
-        if passes && let Some(bits) = index.matching.get_mut(position as usize) {
-            bits.set(slot);
+        if passes {
+            index.matching.set(position as usize, slot);
         }
     }
 }

@@ -56,6 +56,7 @@ pub(crate) fn set_bit(target: &mut [u64], index: u32) {
 }
 
 /// Calls `visit` with every set index, in increasing order.
+#[inline]
 pub(crate) fn for_each(words: &[u64], mut visit: impl FnMut(u32)) {
     for (position, word) in words.iter().enumerate() {
         let mut remaining = *word;
@@ -87,28 +88,100 @@ mod tests {
     }
 }
 
-/// A bitset stored as its non-zero words only. Principal keys select few rules, and the
-/// lowering numbers rules so that each key's rules sit in one or two words.
+/// Many sparse bitsets stored as their non-zero words, one after another: a principal
+/// key selects few rules, and the lowering numbers rules so that each key's rules sit in
+/// a word or two. One flat array keeps a decision's reads to two short runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct SparseBits(Box<[(u32, u64)]>);
+pub(crate) struct WordLists {
+    /// `starts[list]..starts[list + 1]` indexes `entries`.
+    starts: Vec<u32>,
+    /// (word position, word) pairs.
+    entries: Vec<(u32, u64)>,
+}
 
-impl SparseBits {
-    pub(crate) fn from_dense(bits: &Bits) -> SparseBits {
-        SparseBits(
-            bits.words()
-                .iter()
-                .enumerate()
-                .filter(|(_, word)| **word != 0)
-                .map(|(position, word)| (position as u32, *word))
-                .collect(),
-        )
+impl WordLists {
+    /// Appends a list of the given (position, word) pairs, leaving out zero words.
+    pub(crate) fn push(&mut self, words: impl IntoIterator<Item = (u32, u64)>) {
+        if self.starts.is_empty() {
+            self.starts.push(0);
+        }
+        self.entries
+            .extend(words.into_iter().filter(|(_, word)| *word != 0));
+        self.starts.push(self.entries.len() as u32);
     }
 
-    pub(crate) fn entries(&self) -> &[(u32, u64)] {
-        &self.0
+    pub(crate) fn get(&self, list: usize) -> &[(u32, u64)] {
+        let start = self.starts.get(list).copied().unwrap_or(0) as usize;
+        let end = self.starts.get(list + 1).copied().unwrap_or(0) as usize;
+        self.entries.get(start..end).unwrap_or_default()
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.0.len() * 16
+        self.starts.len() * 4 + self.entries.len() * 16
+    }
+}
+
+/// Equal-length bitsets stored as the rows of one matrix, so reading a row is one offset
+/// away from the table instead of a pointer away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BitMatrix {
+    words: usize,
+    cells: Vec<u64>,
+}
+
+impl BitMatrix {
+    pub(crate) fn new(rows: usize, words: usize) -> BitMatrix {
+        BitMatrix {
+            words,
+            cells: vec![0; rows * words],
+        }
+    }
+
+    pub(crate) fn row(&self, row: usize) -> Option<&[u64]> {
+        self.cells.get(row * self.words..(row + 1) * self.words)
+    }
+
+    pub(crate) fn set(&mut self, row: usize, index: u32) {
+        if let Some(cells) = self.cells.get_mut(row * self.words..(row + 1) * self.words) {
+            set_bit(cells, index);
+        }
+    }
+
+    /// Sets `index` in every row.
+    pub(crate) fn set_all(&mut self, index: u32) {
+        for row in self.cells.chunks_mut(self.words.max(1)) {
+            set_bit(row, index);
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.cells.len() * 8
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn word_lists_keep_only_non_zero_words_per_list() {
+        let mut lists = WordLists::default();
+        lists.push([(0, 0), (1, 5), (2, 0), (3, 1 << 63)]);
+        lists.push([(4, 0)]);
+        lists.push([(0, 7)]);
+        assert_eq!(lists.get(0), &[(1, 5), (3, 1 << 63)]);
+        assert!(lists.get(1).is_empty());
+        assert_eq!(lists.get(2), &[(0, 7)]);
+        assert!(lists.get(3).is_empty());
+    }
+
+    #[test]
+    fn matrix_rows_are_independent() {
+        let mut matrix = BitMatrix::new(3, 2);
+        matrix.set(1, 70);
+        matrix.set_all(0);
+        assert_eq!(matrix.row(0), Some(&[1, 0][..]));
+        assert_eq!(matrix.row(1), Some(&[1, 1 << 6][..]));
+        assert_eq!(matrix.row(3), None);
     }
 }

@@ -1,9 +1,9 @@
-//! Answering one request from the table. The principal selects a few words of candidate
-//! rules; each is ANDed with the action, DAG and host bitsets; the leftover conditions of
-//! the surviving rules are evaluated. With a reused [`Scratch`] and [`Decision`] it
-//! allocates nothing unless an attribute is missing.
+//! Answering one request from the table. The principal's keys and the action select a
+//! few words of candidate rules; each word is ANDed with the DAG's and host's rows; the
+//! leftover conditions of the surviving rules are evaluated. With a reused [`Scratch`]
+//! and [`Decision`] it allocates nothing unless an attribute is missing.
 
-use super::bits::{SparseBits, copy, for_each, or, set_bit};
+use super::bits::{copy, for_each, or, set_bit};
 use super::{DecisionTable, EntityIndex, Leftover};
 use crate::eval::{
     Decision, EntityRef, EntityState, Env, Prepared, PreparedRequest, Request, RuleIndex, Truth,
@@ -15,9 +15,6 @@ use crate::syntax::ast::Effect;
 /// Buffers one thread reuses across decisions.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    /// Candidate words by position; only the positions in `touched` are non-zero.
-    candidates: Vec<u64>,
-    touched: Vec<u32>,
     /// The principal's keys and pattern slots, for a request not prepared for the table.
     keys: Vec<u32>,
     pattern_slots: Vec<u32>,
@@ -100,18 +97,13 @@ impl DecisionTable {
     }
 
     pub fn scratch(&self) -> Scratch {
-        Scratch {
-            candidates: vec![0; self.words],
-            ..Scratch::default()
-        }
+        Scratch::default()
     }
 
     /// Decides `request` into `decision`, reusing both buffers.
     pub fn decide(&self, request: &Request, scratch: &mut Scratch, decision: &mut Decision) {
         decision.clear();
         let Scratch {
-            candidates,
-            touched,
             keys: keys_buffer,
             pattern_slots: slots_buffer,
             dag_dimension,
@@ -132,30 +124,11 @@ impl DecisionTable {
             memo.iter_mut().for_each(|entry| entry.0 = 0);
             *generation = 1;
         }
-        let generation = *generation;
-        if candidates.len() != self.words {
-            candidates.clear();
-            candidates.resize(self.words, 0);
-        }
-        touched.clear();
         let action = request.action.0 as usize;
         let Some(by_action) = self.by_action.get(action) else {
             return;
         };
 
-        let mut gather = |bits: &SparseBits| {
-            for (position, word) in bits.entries() {
-                if let Some(slot) = candidates.get_mut(*position as usize) {
-                    if *slot == 0 {
-                        touched.push(*position);
-                    }
-                    *slot |= word;
-                }
-            }
-        };
-        if let Some(bits) = self.any_principal.get(action) {
-            gather(bits);
-        }
         // A request prepared for this table carries its keys; otherwise look them up.
         let prepared = request
             .prepared
@@ -178,21 +151,6 @@ impl DecisionTable {
                 )
             }
         };
-        for key in keys {
-            if let Some(bits) = self.principal_keys.get(*key as usize) {
-                gather(bits);
-            }
-        }
-        for slot in pattern_slots {
-            let position = *slot / 64;
-            if candidates
-                .get(position as usize)
-                .is_some_and(|word| *word == 0)
-            {
-                touched.push(position);
-            }
-            set_bit(candidates, *slot);
-        }
 
         let dag = resolve(
             &self.dags,
@@ -208,94 +166,167 @@ impl DecisionTable {
             host_dimension,
             self.words,
         );
-        let dag_bits = dimension(&self.dags, dag, dag_dimension);
-        let host_bits = dimension(&self.hosts, host, host_dimension);
-        let env = Env {
-            principal: &request.principal,
-            context: &request.context,
-            dag: state(&self.dags, request.dag.as_ref(), dag),
-            host: state(&self.hosts, request.host.as_ref(), host),
+        let mut pass = Pass {
+            table: self,
+            request,
+            env: Env {
+                principal: &request.principal,
+                context: &request.context,
+                dag: state(&self.dags, request.dag.as_ref(), dag),
+                host: state(&self.hosts, request.host.as_ref(), host),
+            },
+            dag,
+            host,
+            dag_row: dimension(&self.dags, dag, dag_dimension),
+            host_row: dimension(&self.hosts, host, host_dimension),
+            // With an absent or unlisted DAG or host, plain rules with a clause on it
+            // still need the per-rule check.
+            settle_plain: matches!(dag, Resolved::Listed(_)) && matches!(host, Resolved::Listed(_)),
+            memo,
+            generation: *generation,
+            missing,
+            forbids,
+            decision,
         };
 
-        // With an absent or unlisted DAG or host, plain rules with a clause on it still
-        // need the per-rule check.
-        let entity_checks_needed =
-            !matches!(dag, Resolved::Listed(_)) || !matches!(host, Resolved::Listed(_));
-        for position in touched.iter() {
-            let index = *position as usize;
-            let Some(slot) = candidates.get_mut(index) else {
-                continue;
-            };
-            let mut word = *slot & by_action.words().get(index).copied().unwrap_or(0);
-            *slot = 0;
-            if let Some(bits) = dag_bits {
-                word &= bits.get(index).copied().unwrap_or(0);
-            }
-            if let Some(bits) = host_bits {
-                word &= bits.get(index).copied().unwrap_or(0);
-            }
-            // Plain rules need no leftover evaluation when the entities are listed (or
-            // the rule has no clause on them): settle them from two bitsets.
-            let word_index = index;
-            let plain = self.plain.words().get(word_index).copied().unwrap_or(0);
-            let forbid = self.forbid.words().get(word_index).copied().unwrap_or(0);
-            let settled = if entity_checks_needed {
-                0
-            } else {
-                word & plain
-            };
-            for_each(&[settled], |bit| {
-                let slot = *position * 64 + bit;
-                let rule = self.rule_of.get(slot as usize).copied().unwrap_or(slot);
-                if forbid & (1 << bit) != 0 {
-                    forbids.push(rule);
-                } else {
-                    decision.deciding.push(rule);
-                }
-            });
-            for_each(&[word & !settled], |bit| {
-                let slot = *position * 64 + bit;
-                let Some(leftover) = self.leftovers.get(slot as usize) else {
-                    return;
-                };
-                let rule = self.rule_of.get(slot as usize).copied().unwrap_or(slot);
-                let class = self
-                    .class_of
-                    .get(slot as usize)
-                    .and_then(|class| memo.get_mut(*class as usize));
-                let truth = if leftover.is_plain() && !needs_entity_check(leftover, dag, host) {
-                    Truth::Yes
-                } else if let Some(entry) = class.as_ref().filter(|entry| entry.0 == generation) {
-                    // Same conditions as a rule already evaluated for this request; its
-                    // missing attributes, if any, are recorded already.
-                    entry.1
-                } else {
-                    missing.clear();
-                    let truth = leftover_truth(leftover, request, &env, dag, host, missing);
-                    if let Some(entry) = class {
-                        *entry = (generation, truth);
-                    }
-                    if truth == Truth::Unknown {
-                        for name in missing.iter() {
-                            decision.add_missing(name);
-                        }
-                    }
-                    truth
-                };
-                match (leftover.effect, truth) {
-                    (Effect::Forbid, Truth::Yes | Truth::Unknown) => forbids.push(rule),
-                    (Effect::Permit, Truth::Yes) => decision.deciding.push(rule),
-                    _ => {}
-                }
-            });
+        // A rule reached through two keys (a user and one of their groups, say) is seen
+        // twice; its memo entry makes the second visit cheap and the dedup below drops
+        // the repeat.
+        let any_principal = self.key_count * self.action_count + action;
+        for (position, word) in self.candidates.get(any_principal) {
+            pass.visit(*position, *word);
         }
+        for key in keys {
+            let list = *key as usize * self.action_count + action;
+            for (position, word) in self.candidates.get(list) {
+                pass.visit(*position, *word);
+            }
+        }
+        for slot in pattern_slots {
+            let position = *slot / 64;
+            let word = by_action
+                .words()
+                .get(position as usize)
+                .copied()
+                .unwrap_or(0)
+                & (1 << (*slot % 64));
+            pass.visit(position, word);
+        }
+
+        let Pass {
+            forbids, decision, ..
+        } = pass;
         if forbids.is_empty() {
             decision.allow = !decision.deciding.is_empty();
         } else {
             std::mem::swap(&mut decision.deciding, forbids);
         }
-        // Slots are not policy order; answers list rules in policy order.
+        // Slots are not policy order; answers list rules in policy order, once each.
         decision.deciding.sort_unstable();
+        decision.deciding.dedup();
+    }
+}
+
+/// One decision in progress: what it has resolved, and where it collects its answer.
+struct Pass<'a> {
+    table: &'a DecisionTable,
+    request: &'a Request,
+    env: Env<'a>,
+    dag: Resolved,
+    host: Resolved,
+    /// The rows that narrow candidates; `None` narrows nothing.
+    dag_row: Option<&'a [u64]>,
+    host_row: Option<&'a [u64]>,
+    /// Plain rules need no leftover evaluation when both entities are listed (or the
+    /// rule has no clause on them): they are settled from the bitsets alone.
+    settle_plain: bool,
+    memo: &'a mut Vec<(u32, Truth)>,
+    generation: u32,
+    missing: &'a mut Vec<String>,
+    forbids: &'a mut Vec<RuleIndex>,
+    decision: &'a mut Decision,
+}
+
+impl Pass<'_> {
+    /// Judges the candidate rules in one word of slots.
+    #[inline]
+    fn visit(&mut self, position: u32, candidates: u64) {
+        let index = position as usize;
+        let mut word = candidates;
+        if let Some(row) = self.dag_row {
+            word &= row.get(index).copied().unwrap_or(0);
+        }
+        if let Some(row) = self.host_row {
+            word &= row.get(index).copied().unwrap_or(0);
+        }
+        if word == 0 {
+            return;
+        }
+        let table = self.table;
+        let kinds = table.kinds.get(index).copied().unwrap_or_default();
+        let settled = if self.settle_plain {
+            word & kinds.plain
+        } else {
+            0
+        };
+        let rule_of = |bit: u32| {
+            let slot = position * 64 + bit;
+            table.rule_of.get(slot as usize).copied().unwrap_or(slot)
+        };
+        for_each(&[settled & kinds.forbid], |bit| {
+            self.forbids.push(rule_of(bit))
+        });
+        for_each(&[settled & !kinds.forbid], |bit| {
+            self.decision.deciding.push(rule_of(bit));
+        });
+        for_each(&[word & !settled], |bit| {
+            self.judge_leftover(position * 64 + bit)
+        });
+    }
+
+    #[inline(never)]
+    fn judge_leftover(&mut self, slot: u32) {
+        let table = self.table;
+        let Some(leftover) = table.leftovers.get(slot as usize) else {
+            return;
+        };
+        let rule = table.rule_of.get(slot as usize).copied().unwrap_or(slot);
+        let generation = self.generation;
+        let class = table
+            .class_of
+            .get(slot as usize)
+            .and_then(|class| self.memo.get_mut(*class as usize));
+        let truth = if leftover.is_plain() && !needs_entity_check(leftover, self.dag, self.host) {
+            Truth::Yes
+        } else if let Some(entry) = class.as_ref().filter(|entry| entry.0 == generation) {
+            // Same conditions as a rule already evaluated for this request; its missing
+            // attributes, if any, are recorded already.
+            entry.1
+        } else {
+            self.missing.clear();
+            let truth = leftover_truth(
+                leftover,
+                self.request,
+                &self.env,
+                self.dag,
+                self.host,
+                self.missing,
+            );
+            if let Some(entry) = class {
+                *entry = (generation, truth);
+            }
+            if truth == Truth::Unknown {
+                for name in self.missing.iter() {
+                    self.decision.add_missing(name);
+                }
+            }
+            truth
+        };
+        match (leftover.effect, truth) {
+            (Effect::Forbid, Truth::Yes | Truth::Unknown) => self.forbids.push(rule),
+            (Effect::Permit, Truth::Yes) => self.decision.deciding.push(rule),
+            _ => {}
+        }
     }
 }
 
@@ -333,10 +364,7 @@ fn dimension<'a>(
 ) -> Option<&'a [u64]> {
     match resolved {
         Resolved::Absent => None,
-        Resolved::Listed(position) => index
-            .matching
-            .get(position as usize)
-            .map(|bits| bits.words()),
+        Resolved::Listed(position) => index.matching.row(position as usize),
         Resolved::Unlisted => Some(computed),
     }
 }

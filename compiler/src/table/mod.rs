@@ -1,8 +1,8 @@
 //! The decision table: per dimension (action, principal, DAG, host) an index from value to
 //! the rules that can match, with inventory attribute tests resolved when the table is
 //! built. Rules are renumbered so that the rules of one principal key (and, for rules that
-//! name no principal, one action) are adjacent; a decision gathers the few words its
-//! principal selects, ANDs them with the action, DAG and host bitsets, and evaluates the
+//! name no principal, one action) are adjacent; a decision reads the few words its
+//! principal and action select, ANDs each with the DAG's and host's row, and evaluates the
 //! leftover conditions of the rules that survive. Built by `lower`, immutable, shared
 //! across threads.
 
@@ -11,7 +11,7 @@ mod decide;
 
 use rustc_hash::FxHashMap;
 
-pub(crate) use bits::{Bits, SparseBits};
+pub(crate) use bits::{BitMatrix, Bits, WordLists};
 pub use decide::Scratch;
 
 use crate::eval::RuleIndex;
@@ -43,8 +43,8 @@ impl Leftover {
 pub(crate) struct EntityIndex {
     /// Inventory ids (normalised for hosts) to their position below.
     pub(crate) ids: FxHashMap<String, u32>,
-    /// Per inventory entity: the rules whose clause matches it.
-    pub(crate) matching: Vec<Bits>,
+    /// Per inventory entity (a row each): the rules whose clause matches it.
+    pub(crate) matching: BitMatrix,
     /// Per inventory entity: attribute values by schema position.
     pub(crate) attrs: Vec<Vec<Option<Value>>>,
     /// Rules without a clause on this dimension: they match any entity, or none.
@@ -70,15 +70,16 @@ pub struct DecisionTable {
     /// their conditions, and one decision evaluates each class at most once.
     pub(crate) class_of: Vec<u32>,
     pub(crate) class_count: usize,
-    /// Slots whose rule the indexes decide alone (no expiry, no conditions).
-    pub(crate) plain: Bits,
-    /// Slots holding forbids.
-    pub(crate) forbid: Bits,
+    /// Per word of slots: which rules the indexes decide alone (no expiry, no
+    /// conditions), and which are forbids; side by side, as a decision reads both.
+    pub(crate) kinds: Vec<WordKinds>,
     pub(crate) by_action: Vec<Bits>,
-    /// Rules without a `to` clause, per action.
-    pub(crate) any_principal: Vec<SparseBits>,
-    /// The rules of each principal key (a user, group or service id), by key index.
-    pub(crate) principal_keys: Vec<SparseBits>,
+    pub(crate) action_count: usize,
+    /// Candidate words per list: list `key * action_count + action` holds the rules of
+    /// principal key `key` (a user, group or service id) that grant or deny `action`; the
+    /// lists after the keys' hold, per action, the rules without a `to` clause.
+    pub(crate) candidates: WordLists,
+    pub(crate) key_count: usize,
     pub(crate) users: FxHashMap<String, u32>,
     pub(crate) groups: FxHashMap<String, u32>,
     pub(crate) services: FxHashMap<String, u32>,
@@ -86,6 +87,13 @@ pub struct DecisionTable {
     pub(crate) principal_patterns: Vec<(PrincipalKind, IdPattern, u32)>,
     pub(crate) dags: EntityIndex,
     pub(crate) hosts: EntityIndex,
+}
+
+/// One word's worth of slots: rules settled by the indexes alone, and forbids.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WordKinds {
+    pub(crate) plain: u64,
+    pub(crate) forbid: u64,
 }
 
 impl DecisionTable {
@@ -98,23 +106,15 @@ impl DecisionTable {
         let maps =
             |map: &FxHashMap<String, u32>| map.keys().map(|key| key.len() + 32).sum::<usize>();
         let entity = |index: &EntityIndex| {
-            index.matching.iter().map(Bits::heap_bytes).sum::<usize>()
+            index.matching.heap_bytes()
                 + index.ids.keys().map(|key| key.len() + 40).sum::<usize>()
                 + index.unconstrained.heap_bytes()
                 + index.filter_only.heap_bytes()
         };
         self.by_action.iter().map(Bits::heap_bytes).sum::<usize>()
-            + self
-                .any_principal
-                .iter()
-                .map(SparseBits::heap_bytes)
-                .sum::<usize>()
+            + self.candidates.heap_bytes()
             + self.rule_of.len() * 4
-            + self
-                .principal_keys
-                .iter()
-                .map(SparseBits::heap_bytes)
-                .sum::<usize>()
+            + self.kinds.len() * std::mem::size_of::<WordKinds>()
             + maps(&self.users)
             + maps(&self.groups)
             + maps(&self.services)
