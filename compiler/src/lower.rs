@@ -7,7 +7,9 @@ use rustc_hash::FxHashMap;
 
 use crate::eval::{EntityState, Env, RuleIndex, Truth, eval_cond};
 use crate::ir::{Cond, Entity, EntityMatch, IdPattern, PolicySet, PrincipalKind, Value};
-use crate::table::{BitMatrix, Bits, DecisionTable, EntityIndex, Leftover, WordKinds, WordLists};
+use crate::table::{
+    BitMatrix, Bits, DecisionTable, EntityIndex, Leftover, NameIndex, WordKinds, WordLists,
+};
 
 pub fn lower(set: &PolicySet) -> DecisionTable {
     let rules = set.rules();
@@ -107,13 +109,15 @@ pub fn lower(set: &PolicySet) -> DecisionTable {
     }
     // Each key's rules, then split by action: a decision reads only its action's words.
     let mut key_rules: Vec<Bits> = Vec::new();
-    let mut number = |map: FxHashMap<String, Bits>| -> FxHashMap<String, u32> {
-        map.into_iter()
+    let mut number = |map: FxHashMap<String, Bits>| -> NameIndex {
+        let numbered: Vec<(String, u32)> = map
+            .into_iter()
             .map(|(key, bits)| {
                 key_rules.push(bits);
                 (key, key_rules.len() as u32 - 1)
             })
-            .collect()
+            .collect();
+        NameIndex::new(numbered.iter().map(|(key, number)| (key.as_str(), *number)))
     };
     let (users, groups, services) = (number(users), number(groups), number(services));
     let mut candidates = WordLists::default();
@@ -193,11 +197,12 @@ fn slot_order(rules: &[crate::ir::Rule]) -> Vec<RuleIndex> {
 
 fn entity_index(inventory: &BTreeMap<String, Entity>, words: usize) -> EntityIndex {
     EntityIndex {
-        ids: inventory
-            .keys()
-            .enumerate()
-            .map(|(position, id)| (id.clone(), position as u32))
-            .collect(),
+        ids: NameIndex::new(
+            inventory
+                .keys()
+                .enumerate()
+                .map(|(position, id)| (id.as_str(), position as u32)),
+        ),
         matching: BitMatrix::new(inventory.len(), words),
         attrs: inventory
             .values()
@@ -268,7 +273,7 @@ fn index_clause(
     }
     for pattern in &clause.patterns {
         match pattern {
-            IdPattern::Exact(id) => positions.extend(index.ids.get(id).copied()),
+            IdPattern::Exact(id) => positions.extend(index.ids.get(id)),
             IdPattern::Prefix { prefix, .. } => {
                 // Positions follow the inventory's sorted order, so the ids with a prefix
                 // are one run of positions.

@@ -40,7 +40,7 @@ impl EntityIndex {
     /// The inventory position of a named entity; `None` when it is outside the inventory
     /// or none is named.
     fn position(&self, named: Option<&EntityRef>) -> Option<u32> {
-        named.and_then(|entity| self.ids.get(&entity.id).copied())
+        named.and_then(|entity| self.ids.get(&entity.id))
     }
 }
 
@@ -75,14 +75,14 @@ impl DecisionTable {
         if !own_map.is_empty()
             && let Some(key) = own_map.get(&request.principal_id)
         {
-            keys.push(*key);
+            keys.push(key);
         }
         if !self.groups.is_empty() {
             keys.extend(
                 request
                     .groups
                     .iter()
-                    .filter_map(|group| self.groups.get(group).copied()),
+                    .filter_map(|group| self.groups.get(group)),
             );
         }
         for (kind, pattern, slot) in &self.principal_patterns {

@@ -8,11 +8,11 @@
 
 mod bits;
 mod decide;
-
-use rustc_hash::FxHashMap;
+mod names;
 
 pub(crate) use bits::{BitMatrix, Bits, WordLists};
 pub use decide::Scratch;
+pub(crate) use names::NameIndex;
 
 use crate::eval::RuleIndex;
 use crate::ir::{Cond, IdPattern, PrincipalKind, Value};
@@ -42,7 +42,7 @@ impl Leftover {
 #[derive(Debug)]
 pub(crate) struct EntityIndex {
     /// Inventory ids (normalised for hosts) to their position below.
-    pub(crate) ids: FxHashMap<String, u32>,
+    pub(crate) ids: NameIndex,
     /// Per inventory entity (a row each): the rules whose clause matches it.
     pub(crate) matching: BitMatrix,
     /// Per inventory entity: attribute values by schema position.
@@ -80,9 +80,9 @@ pub struct DecisionTable {
     /// lists after the keys' hold, per action, the rules without a `to` clause.
     pub(crate) candidates: WordLists,
     pub(crate) key_count: usize,
-    pub(crate) users: FxHashMap<String, u32>,
-    pub(crate) groups: FxHashMap<String, u32>,
-    pub(crate) services: FxHashMap<String, u32>,
+    pub(crate) users: NameIndex,
+    pub(crate) groups: NameIndex,
+    pub(crate) services: NameIndex,
     /// Globs and regexes in `to` clauses, tried one by one.
     pub(crate) principal_patterns: Vec<(PrincipalKind, IdPattern, u32)>,
     pub(crate) dags: EntityIndex,
@@ -103,11 +103,9 @@ impl DecisionTable {
 
     /// Bytes the indexes occupy on the heap (bitsets and keys; rule conditions excluded).
     pub fn index_bytes(&self) -> usize {
-        let maps =
-            |map: &FxHashMap<String, u32>| map.keys().map(|key| key.len() + 32).sum::<usize>();
         let entity = |index: &EntityIndex| {
             index.matching.heap_bytes()
-                + index.ids.keys().map(|key| key.len() + 40).sum::<usize>()
+                + index.ids.heap_bytes()
                 + index.unconstrained.heap_bytes()
                 + index.filter_only.heap_bytes()
         };
@@ -115,9 +113,9 @@ impl DecisionTable {
             + self.candidates.heap_bytes()
             + self.rule_of.len() * 4
             + self.kinds.len() * std::mem::size_of::<WordKinds>()
-            + maps(&self.users)
-            + maps(&self.groups)
-            + maps(&self.services)
+            + self.users.heap_bytes()
+            + self.groups.heap_bytes()
+            + self.services.heap_bytes()
             + entity(&self.dags)
             + entity(&self.hosts)
     }
