@@ -7,8 +7,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 /// Where lines go.
@@ -76,14 +76,34 @@ impl LogCounters {
 #[error("the decision log is full")]
 pub struct LogFull;
 
+/// One message on the queue: one line, or a batch's lines, each ending in a newline.
+struct Lines {
+    bytes: Vec<u8>,
+    count: u64,
+}
+
 pub struct DecisionLog {
-    /// Taken out by `close`; a read lock per line is uncontended in practice.
-    sender: RwLock<Option<SyncSender<Vec<u8>>>>,
+    /// Taken out by `close`; a read lock per message is uncontended in practice.
+    sender: RwLock<Option<Sender<Lines>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     when_full: WhenFull,
     mask: Vec<Vec<String>>,
-    counters: Arc<LogCounters>,
+    shared: Arc<Shared>,
 }
+
+/// What the log and its writer thread share. The queue is bounded in lines, not
+/// messages, so a batch's message weighs what its lines do.
+struct Shared {
+    counters: LogCounters,
+    capacity: u64,
+    /// Signalled by the writer after each round, for callers waiting for room.
+    room: Mutex<()>,
+    freed: Condvar,
+}
+
+/// The longest a waiting caller sleeps before looking at the queue again, should it
+/// miss the writer's signal.
+const ROOM_CHECK: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl DecisionLog {
     pub fn start(config: LogConfig) -> std::io::Result<DecisionLog> {
@@ -93,9 +113,9 @@ impl DecisionLog {
     }
 
     /// The log without its writer yet: what `start` builds before spawning the thread.
-    fn queue(config: &LogConfig) -> std::io::Result<(DecisionLog, Receiver<Vec<u8>>, Output)> {
+    fn queue(config: &LogConfig) -> std::io::Result<(DecisionLog, Receiver<Lines>, Output)> {
         let output = Output::open(&config.sink, config.rotate_bytes)?;
-        let (sender, receiver) = sync_channel(config.capacity.max(1));
+        let (sender, receiver) = channel();
         let log = DecisionLog {
             sender: RwLock::new(Some(sender)),
             writer: Mutex::new(None),
@@ -105,16 +125,21 @@ impl DecisionLog {
                 .iter()
                 .map(|field| field.split('.').map(str::to_owned).collect())
                 .collect(),
-            counters: Arc::new(LogCounters::default()),
+            shared: Arc::new(Shared {
+                counters: LogCounters::default(),
+                capacity: config.capacity.max(1) as u64,
+                room: Mutex::new(()),
+                freed: Condvar::new(),
+            }),
         };
         Ok((log, receiver, output))
     }
 
-    fn spawn_writer(&self, receiver: Receiver<Vec<u8>>, output: Output) -> std::io::Result<()> {
-        let counters = self.counters.clone();
+    fn spawn_writer(&self, receiver: Receiver<Lines>, output: Output) -> std::io::Result<()> {
+        let shared = self.shared.clone();
         let writer = std::thread::Builder::new()
             .name(String::from("flowgate-decision-log"))
-            .spawn(move || write_lines(receiver, output, &counters))?;
+            .spawn(move || drain(receiver, output, &shared))?;
         if let Ok(mut slot) = self.writer.lock() {
             *slot = Some(writer);
         }
@@ -122,52 +147,110 @@ impl DecisionLog {
     }
 
     pub fn counters(&self) -> &LogCounters {
-        &self.counters
+        &self.shared.counters
     }
 
     /// Queues one entry. Under `WhenFull::Block` this waits for room; under `Deny` a full
     /// queue is an error and the caller must deny.
     pub fn record(&self, entry: &impl serde::Serialize) -> Result<(), LogFull> {
-        // Without masks the entry is written straight to text, with no tree in between.
-        let line = if self.mask.is_empty() {
-            // Sized for a typical line up front: growing the buffer costs more than the
-            // serialization itself.
-            let mut bytes = Vec::with_capacity(512);
-            serde_json::to_writer(&mut bytes, entry).map_err(|_| LogFull)?;
-            bytes
-        } else {
-            let mut value = serde_json::to_value(entry).map_err(|_| LogFull)?;
-            for path in &self.mask {
-                mask(&mut value, path);
-            }
-            value.to_string().into_bytes()
-        };
+        self.record_all(std::iter::once(entry))
+    }
+
+    /// Queues several entries as one message, all or none: a batch's decisions are
+    /// written together, and under `Deny` a full queue refuses the whole batch.
+    pub fn record_all<T: serde::Serialize>(
+        &self,
+        entries: impl IntoIterator<Item = T>,
+    ) -> Result<(), LogFull> {
+        let entries = entries.into_iter();
+        // Sized for typical lines up front: growing the buffer costs more than the
+        // serialization itself.
+        let mut bytes = Vec::with_capacity(512 * entries.size_hint().0.max(1));
+        let mut count = 0;
+        for entry in entries {
+            self.serialize_line(&entry, &mut bytes)?;
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(());
+        }
         let Ok(guard) = self.sender.read() else {
             return Err(LogFull);
         };
         let Some(sender) = guard.as_ref() else {
             return Err(LogFull);
         };
-        self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        match sender.try_send(line) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(line)) => match self.when_full {
-                WhenFull::Block => {
-                    self.counters.waited.fetch_add(1, Ordering::Relaxed);
-                    sender.send(line).map_err(|_| self.undo())
+        self.admit(count)?;
+        sender.send(Lines { bytes, count }).map_err(|_| {
+            self.shared
+                .counters
+                .queued
+                .fetch_sub(count, Ordering::Relaxed);
+            LogFull
+        })
+    }
+
+    /// Counts `count` lines into the queue when there is room; a full queue waits or
+    /// refuses, as configured. A message larger than the whole queue goes into an empty
+    /// one, so no batch waits forever.
+    fn admit(&self, count: u64) -> Result<(), LogFull> {
+        let Shared {
+            counters,
+            capacity,
+            room,
+            freed,
+        } = &*self.shared;
+        let mut waited = false;
+        loop {
+            let queued = counters.queued.load(Ordering::Acquire);
+            let depth = queued.saturating_sub(counters.written.load(Ordering::Acquire));
+            if depth == 0 || depth + count <= *capacity {
+                if counters
+                    .queued
+                    .compare_exchange(queued, queued + count, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(());
                 }
+                continue;
+            }
+            match self.when_full {
                 WhenFull::Deny => {
-                    self.counters.denied_full.fetch_add(1, Ordering::Relaxed);
-                    Err(self.undo())
+                    counters.denied_full.fetch_add(count, Ordering::Relaxed);
+                    return Err(LogFull);
                 }
-            },
-            Err(TrySendError::Disconnected(_)) => Err(self.undo()),
+                WhenFull::Block => {
+                    if !waited {
+                        counters.waited.fetch_add(count, Ordering::Relaxed);
+                        waited = true;
+                    }
+                    let Ok(guard) = room.lock() else {
+                        return Err(LogFull);
+                    };
+                    let _ = freed.wait_timeout(guard, ROOM_CHECK);
+                }
+            }
         }
     }
 
-    fn undo(&self) -> LogFull {
-        self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-        LogFull
+    /// Appends one entry and its newline; without masks straight to text, with no tree
+    /// in between.
+    fn serialize_line(
+        &self,
+        entry: &impl serde::Serialize,
+        bytes: &mut Vec<u8>,
+    ) -> Result<(), LogFull> {
+        if self.mask.is_empty() {
+            serde_json::to_writer(&mut *bytes, entry).map_err(|_| LogFull)?;
+        } else {
+            let mut value = serde_json::to_value(entry).map_err(|_| LogFull)?;
+            for path in &self.mask {
+                mask(&mut value, path);
+            }
+            serde_json::to_writer(&mut *bytes, &value).map_err(|_| LogFull)?;
+        }
+        bytes.push(b'\n');
+        Ok(())
     }
 
     /// Stops accepting lines and waits until every queued one is written and flushed.
@@ -213,6 +296,9 @@ enum Output {
 }
 
 const KEPT_ROTATIONS: u32 = 5;
+/// Under load a round brings thousands of lines; a large buffer writes them in a few
+/// system calls.
+const WRITE_BUFFER: usize = 256 * 1024;
 
 impl Output {
     fn open(sink: &LogSink, rotate_bytes: Option<u64>) -> std::io::Result<Output> {
@@ -223,7 +309,7 @@ impl Output {
                 let size = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
                 Ok(Output::File {
                     path: path.clone(),
-                    file: BufWriter::new(file),
+                    file: BufWriter::with_capacity(WRITE_BUFFER, file),
                     size,
                     rotate_bytes,
                 })
@@ -231,34 +317,31 @@ impl Output {
         }
     }
 
-    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+    /// Writes whole lines (each with its newline); rotation happens between messages.
+    fn write_lines(&mut self, lines: &[u8]) -> std::io::Result<()> {
         match self {
-            Output::Stdout(stdout) => {
-                let mut stdout = stdout.lock();
-                stdout.write_all(line)?;
-                stdout.write_all(b"\n")
-            }
+            Output::Stdout(stdout) => stdout.lock().write_all(lines),
             Output::File {
                 path,
                 file,
                 size,
                 rotate_bytes,
             } => {
-                if rotate_bytes
-                    .is_some_and(|limit| *size > 0 && *size + line.len() as u64 + 1 > limit)
+                if rotate_bytes.is_some_and(|limit| *size > 0 && *size + lines.len() as u64 > limit)
                 {
                     file.flush()?;
                     for index in (1..KEPT_ROTATIONS).rev() {
                         let _ = std::fs::rename(rotated(path, index), rotated(path, index + 1));
                     }
                     std::fs::rename(&*path, rotated(path, 1))?;
-                    *file =
-                        BufWriter::new(OpenOptions::new().create(true).append(true).open(&*path)?);
+                    *file = BufWriter::with_capacity(
+                        WRITE_BUFFER,
+                        OpenOptions::new().create(true).append(true).open(&*path)?,
+                    );
                     *size = 0;
                 }
-                file.write_all(line)?;
-                file.write_all(b"\n")?;
-                *size += line.len() as u64 + 1;
+                file.write_all(lines)?;
+                *size += lines.len() as u64;
                 Ok(())
             }
         }
@@ -282,7 +365,8 @@ fn rotated(path: &std::path::Path, index: u32) -> PathBuf {
 /// looking again. Waiting by sleeping, not on the channel, spares every decision a wake-up
 /// call to this thread under load; after a quiet spell it blocks on the channel instead,
 /// so an idle sidecar does not spin.
-fn write_lines(receiver: Receiver<Vec<u8>>, mut output: Output, counters: &LogCounters) {
+fn drain(receiver: Receiver<Lines>, mut output: Output, shared: &Shared) {
+    let counters = &shared.counters;
     let mut quiet_rounds = 0_u32;
     loop {
         let first = if quiet_rounds < QUIET_ROUNDS_BEFORE_BLOCKING {
@@ -303,15 +387,18 @@ fn write_lines(receiver: Receiver<Vec<u8>>, mut output: Output, counters: &LogCo
         };
         quiet_rounds = 0;
         let mut pending = Some(first);
-        while let Some(line) = pending.take().or_else(|| receiver.try_recv().ok()) {
-            if output.write_line(&line).is_err() {
-                counters.write_errors.fetch_add(1, Ordering::Relaxed);
+        while let Some(lines) = pending.take().or_else(|| receiver.try_recv().ok()) {
+            if output.write_lines(&lines.bytes).is_err() {
+                counters
+                    .write_errors
+                    .fetch_add(lines.count, Ordering::Relaxed);
             }
-            counters.written.fetch_add(1, Ordering::Relaxed);
+            counters.written.fetch_add(lines.count, Ordering::Relaxed);
         }
         if output.flush().is_err() {
             counters.write_errors.fetch_add(1, Ordering::Relaxed);
         }
+        shared.freed.notify_all();
     }
     let _ = output.flush();
 }
@@ -395,6 +482,70 @@ mod tests {
         log.close();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 4, "every accepted line was written");
+    }
+
+    #[test]
+    fn a_batch_is_admitted_whole_or_refused_whole() {
+        let path = temp("batch");
+        let (log, receiver, output) = DecisionLog::queue(&LogConfig {
+            capacity: 5,
+            when_full: WhenFull::Deny,
+            ..config(&path)
+        })
+        .unwrap();
+        // Larger than the whole queue, but the queue is empty: admitted.
+        assert!(
+            log.record_all((0..8).map(|index| json!({"n": index})))
+                .is_ok()
+        );
+        // The queue now holds more than its capacity: a batch of three is refused whole.
+        assert!(
+            log.record_all((0..3).map(|index| json!({"m": index})))
+                .is_err()
+        );
+        assert_eq!(log.counters().denied_full.load(Ordering::Relaxed), 3);
+        assert_eq!(log.counters().depth(), 8);
+        log.spawn_writer(receiver, output).unwrap();
+        log.close();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 8);
+        assert!(text.lines().all(|line| line.starts_with("{\"n\":")));
+    }
+
+    #[test]
+    fn a_full_queue_waits_for_room_under_the_block_policy() {
+        let path = temp("block");
+        let log = std::sync::Arc::new(
+            DecisionLog::start(LogConfig {
+                capacity: 3,
+                when_full: WhenFull::Block,
+                ..config(&path)
+            })
+            .unwrap(),
+        );
+        let writers: Vec<_> = (0..4)
+            .map(|thread| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for index in 0..200 {
+                        log.record_all([json!({"t": thread, "n": index}), json!({"t": thread})])
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        log.close();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.lines().count(),
+            1_600,
+            "every line written, none dropped"
+        );
+        assert!(log.counters().waited.load(Ordering::Relaxed) > 0);
+        assert_eq!(log.counters().depth(), 0);
     }
 
     #[test]

@@ -92,6 +92,12 @@ fn decision_id(state: &AppState) -> String {
     format!("{}-{sequence:010}", state.instance)
 }
 
+/// Ids for `count` decisions, taken from the counter at once.
+fn decision_ids(state: &AppState, count: usize) -> impl Iterator<Item = String> + '_ {
+    let first = state.decisions.fetch_add(count as u64, Ordering::Relaxed);
+    (first..first + count as u64).map(|sequence| format!("{}-{sequence:010}", state.instance))
+}
+
 /// Counts a rejected request, for the metrics.
 fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
     if let Err(error) = &result {
@@ -143,11 +149,11 @@ pub(crate) fn logged(
     source: Source,
     engine: &Engine,
     request: &Request,
-    answer: Answer,
+    mut answer: Answer,
     latency_nanos: u128,
 ) -> DecisionBody {
     let decision_id = decision_id(state);
-    if super::audit::decision(
+    if !super::audit::decision(
         state,
         source,
         engine,
@@ -156,15 +162,11 @@ pub(crate) fn logged(
         &decision_id,
         latency_nanos,
     ) {
-        DecisionBody {
-            answer,
-            decision_id,
-        }
-    } else {
-        DecisionBody {
-            answer: super::audit::unrecorded(answer),
-            decision_id,
-        }
+        super::audit::unrecorded(&mut answer);
+    }
+    DecisionBody {
+        answer,
+        decision_id,
     }
 }
 
@@ -253,23 +255,35 @@ fn decide_all(state: &AppState, engine: &Engine, requests: &[Request]) -> BatchB
     let clock = Instant::now();
     let decisions = engine.decide_batch(requests);
     let per_decision = clock.elapsed() / u32::try_from(decisions.len().max(1)).unwrap_or(u32::MAX);
-    for decision in &decisions {
-        state.metrics.record(decision.allow, per_decision);
-    }
-    let answers = requests
+    let allowed = decisions.iter().filter(|decision| decision.allow).count();
+    state
+        .metrics
+        .record_many(allowed, decisions.len() - allowed, per_decision);
+    let mut answers: Vec<DecisionBody> = requests
         .iter()
         .zip(&decisions)
-        .map(|(request, decision)| {
-            logged(
-                state,
-                Source::Api,
-                engine,
-                request,
-                engine.answer(request, decision),
-                per_decision.as_nanos(),
-            )
+        .zip(decision_ids(state, requests.len()))
+        .map(|((request, decision), decision_id)| DecisionBody {
+            answer: engine.answer(request, decision),
+            decision_id,
         })
         .collect();
+    // The whole batch is one message of the log: recorded together, or denied together.
+    let recorded = super::audit::decisions(
+        state,
+        Source::Api,
+        engine,
+        requests
+            .iter()
+            .zip(&answers)
+            .map(|(request, body)| (request, &body.answer, body.decision_id.as_str())),
+        per_decision.as_nanos(),
+    );
+    if !recorded {
+        for body in &mut answers {
+            super::audit::unrecorded(&mut body.answer);
+        }
+    }
     BatchBody { answers }
 }
 

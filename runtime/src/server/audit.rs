@@ -41,29 +41,51 @@ pub(crate) fn decision(
     id: &str,
     latency_nanos: u128,
 ) -> bool {
+    decisions(
+        state,
+        source,
+        engine,
+        std::iter::once((request, answer, id)),
+        latency_nanos,
+    )
+}
+
+/// Records several decisions as one message of the log, all or none; `false` means the
+/// log refused them and the caller must deny them all.
+pub(crate) fn decisions<'a>(
+    state: &AppState,
+    source: Source,
+    engine: &Engine,
+    decided: impl IntoIterator<Item = (&'a Request, &'a Answer, &'a str)>,
+    latency_nanos: u128,
+) -> bool {
     let Some(log) = &state.log else { return true };
+    let action_names = engine.policy_set().schema();
+    let git_commit = engine.version().git_commit.as_deref();
     with_timestamp(|time| {
-        let entry = DecisionEntry {
-            time,
-            decision_id: id,
-            source: source.label(),
-            principal: PrincipalEntry {
-                id: &request.principal_id,
-                kind: request.principal_kind.keyword(),
-                groups: &request.groups,
-            },
-            action: engine.policy_set().schema().action_name(request.action),
-            dag: request.dag.as_ref().map(|dag| dag.id.as_str()),
-            host: request.host.as_ref().map(|host| host.id.as_str()),
-            decision: answer.decision,
-            deciding: &answer.deciding,
-            missing: &answer.missing,
-            reason: answer.reason.as_deref(),
-            policy_version: &answer.policy_version,
-            git_commit: engine.version().git_commit.as_deref(),
-            latency_us: latency_nanos as f64 / 1_000.0,
-        };
-        log.record(&entry).is_ok()
+        let entries = decided
+            .into_iter()
+            .map(|(request, answer, id)| DecisionEntry {
+                time,
+                decision_id: id,
+                source: source.label(),
+                principal: PrincipalEntry {
+                    id: &request.principal_id,
+                    kind: request.principal_kind.keyword(),
+                    groups: &request.groups,
+                },
+                action: action_names.action_name(request.action),
+                dag: request.dag.as_ref().map(|dag| dag.id.as_str()),
+                host: request.host.as_ref().map(|host| host.id.as_str()),
+                decision: answer.decision,
+                deciding: &answer.deciding,
+                missing: &answer.missing,
+                reason: answer.reason.as_deref(),
+                policy_version: &answer.policy_version,
+                git_commit,
+                latency_us: latency_nanos as f64 / 1_000.0,
+            });
+        log.record_all(entries).is_ok()
     })
 }
 
@@ -130,11 +152,10 @@ pub(crate) fn rejection(state: &AppState, source: Source, error: &ApiError) {
 }
 
 /// The answer after a refusal to log: a deny that says why.
-pub(crate) fn unrecorded(mut answer: Answer) -> Answer {
+pub(crate) fn unrecorded(answer: &mut Answer) {
     answer.decision = "deny";
     answer.deciding.clear();
     answer.reason = Some(String::from(
         "the decision log is full; denied so that no decision goes unrecorded",
     ));
-    answer
 }

@@ -35,18 +35,27 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     pub(crate) fn record(&self, allow: bool, latency: Duration) {
-        if allow { &self.allow } else { &self.deny }.fetch_add(1, Ordering::Relaxed);
+        self.record_many(usize::from(allow), usize::from(!allow), latency);
+    }
+
+    /// Records a batch's decisions, each taking `latency`.
+    pub(crate) fn record_many(&self, allowed: usize, denied: usize, latency: Duration) {
+        self.allow.fetch_add(allowed as u64, Ordering::Relaxed);
+        self.deny.fetch_add(denied as u64, Ordering::Relaxed);
+        let count = (allowed + denied) as u64;
         let seconds = latency.as_secs_f64();
         if let Some(bucket) = BUCKETS
             .iter()
             .position(|bound| seconds <= *bound)
             .and_then(|index| self.buckets.get(index))
         {
-            bucket.fetch_add(1, Ordering::Relaxed);
+            bucket.fetch_add(count, Ordering::Relaxed);
         }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_count.fetch_add(count, Ordering::Relaxed);
         self.latency_nanos.fetch_add(
-            u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX),
+            u64::try_from(latency.as_nanos())
+                .unwrap_or(u64::MAX)
+                .saturating_mul(count),
             Ordering::Relaxed,
         );
     }
@@ -131,7 +140,7 @@ impl Metrics {
             out.family(
                 "flowgate_log_full_total",
                 "counter",
-                "Times the log queue was full, by what happened.",
+                "Decisions that found the log queue full, by what happened.",
             );
             out.sample(
                 "flowgate_log_full_total{outcome=\"waited\"}",
