@@ -76,8 +76,18 @@ impl Eq for Request {}
 /// A request resolved against one decision table, which then decides it without comparing
 /// strings. It gives out the request only by shared reference, so the names it was
 /// resolved from cannot change underneath it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct PreparedRequest(pub(crate) Request);
+
+/// Unlike a plain request's, a prepared request's clone keeps its preparation: neither
+/// copy can change the names it was resolved from.
+impl Clone for PreparedRequest {
+    fn clone(&self) -> PreparedRequest {
+        let mut request = self.0.clone();
+        request.prepared = self.0.prepared.clone();
+        PreparedRequest(request)
+    }
+}
 
 impl PreparedRequest {
     /// The request, without its preparation.

@@ -434,3 +434,51 @@ fn leftover_truth(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, reason = "tests fail loudly by design")]
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use crate::eval::{Decision, Request, RequestParts};
+    use crate::ir::PrincipalKind;
+    use crate::source::SourceSet;
+    use crate::{CheckOptions, analyze};
+
+    #[test]
+    fn a_clone_of_a_prepared_request_stays_prepared() {
+        let mut sources = SourceSet::new();
+        sources.add(
+            "set.gate",
+            "actions { view }\ndag \"etl\" {}\npermit view to group \"ops\" on dag \"etl\";\n",
+        );
+        let set = analyze(&sources, &CheckOptions::at(0))
+            .policy_set
+            .expect("the set checks");
+        let table = crate::lower::lower(&set);
+        let request = Request::new(
+            &set,
+            RequestParts {
+                principal_id: String::from("alice"),
+                principal_kind: PrincipalKind::User,
+                groups: BTreeSet::from([String::from("ops")]),
+                principal_attrs: BTreeMap::new(),
+                action: set.schema().action("view").expect("declared"),
+                dag: Some(String::from("etl")),
+                host: None,
+                time: 0,
+                context_attrs: BTreeMap::new(),
+            },
+        )
+        .expect("the request fits");
+        let prepared = table.prepare(request);
+        let copy = prepared.clone();
+        assert_eq!(copy.prepared, prepared.prepared);
+        assert!(copy.prepared.is_some());
+        let mut decision = Decision::default();
+        table.decide(&copy, &mut table.scratch(), &mut decision);
+        assert!(decision.allow);
+        assert_eq!(decision.deciding, [0]);
+    }
+}
