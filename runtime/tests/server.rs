@@ -213,6 +213,58 @@ fn bad_input_gets_a_4xx_naming_the_field_and_the_server_keeps_serving() {
     );
 }
 
+#[test]
+fn every_decision_of_a_batch_is_logged_with_its_id() {
+    let log = std::env::temp_dir().join(format!(
+        "flowgate-server-batch-log-{}.jsonl",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&log);
+    let address = start(ServerConfig {
+        log: Some(runtime::decision_log::LogConfig {
+            sink: runtime::decision_log::LogSink::File(log.clone()),
+            // Smaller than the batch: a batch goes into an empty queue whole.
+            capacity: 2,
+            ..Default::default()
+        }),
+        ..ServerConfig::default()
+    });
+    let one = |host: &str| json!({"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": host, "context": {"time": "2026-11-24T10:00:00Z"}});
+    let (status, batch) = post(
+        address,
+        "/v1/decide/batch",
+        &json!({"requests": [one("stg-af-worker-01"), one("prod-af-worker-01"), one("dev-af-worker-01")]}),
+    );
+    assert_eq!(status, 200, "{batch}");
+    let ids: Vec<String> = batch["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|answer| answer["decision_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(eventually(|| std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        == 3));
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    for ((line, id), answer) in lines
+        .iter()
+        .zip(&ids)
+        .zip(batch["answers"].as_array().unwrap())
+    {
+        assert_eq!(line["decision_id"], json!(id));
+        assert_eq!(line["decision"], answer["decision"]);
+        assert_eq!(line["source"], "http");
+    }
+    assert_eq!(lines[1]["host"], "prod-af-worker-01");
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
