@@ -88,8 +88,7 @@ fn json_tree(bytes: &[u8]) -> Result<JsonValue, ApiError> {
 }
 
 fn decision_id(state: &AppState) -> String {
-    let sequence = state.decisions.fetch_add(1, Ordering::Relaxed);
-    format!("{}-{sequence:010}", state.instance)
+    decision_ids(state, 1).next().unwrap_or_default()
 }
 
 /// Ids for `count` decisions, taken from the counter at once.

@@ -40,8 +40,12 @@ impl Metrics {
 
     /// Records a batch's decisions, each taking `latency`.
     pub(crate) fn record_many(&self, allowed: usize, denied: usize, latency: Duration) {
-        self.allow.fetch_add(allowed as u64, Ordering::Relaxed);
-        self.deny.fetch_add(denied as u64, Ordering::Relaxed);
+        // A single decision touches only its own effect's counter.
+        for (counter, count) in [(&self.allow, allowed), (&self.deny, denied)] {
+            if count > 0 {
+                counter.fetch_add(count as u64, Ordering::Relaxed);
+            }
+        }
         let count = (allowed + denied) as u64;
         let seconds = latency.as_secs_f64();
         if let Some(bucket) = BUCKETS
