@@ -171,6 +171,32 @@ impl DecisionLog {
             self.serialize_line(&entry, &mut bytes)?;
             count += 1;
         }
+        self.enqueue(bytes, count)
+    }
+
+    /// Queues lines the caller wrote itself — `count` JSON objects, each ending in a
+    /// newline — as one message, all or none, like [`DecisionLog::record_all`]. The
+    /// sidecar writes its decision lines this way, without a serializer in between.
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "only the server writes its own lines")
+    )]
+    pub(crate) fn record_lines(&self, bytes: Vec<u8>, count: u64) -> Result<(), LogFull> {
+        if self.mask.is_empty() {
+            return self.enqueue(bytes, count);
+        }
+        let mut masked = Vec::with_capacity(bytes.len());
+        for line in bytes
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+        {
+            let entry: serde_json::Value = serde_json::from_slice(line).map_err(|_| LogFull)?;
+            self.serialize_line(&entry, &mut masked)?;
+        }
+        self.enqueue(masked, count)
+    }
+
+    fn enqueue(&self, bytes: Vec<u8>, count: u64) -> Result<(), LogFull> {
         if count == 0 {
             return Ok(());
         }
@@ -461,6 +487,28 @@ mod tests {
             log.record(&json!({})).is_err(),
             "a closed log accepts nothing"
         );
+    }
+
+    /// Lines the sidecar writes itself are masked like any entry.
+    #[test]
+    fn lines_written_by_the_caller_are_masked_too() {
+        let path = temp("mask-lines");
+        let log = DecisionLog::start(LogConfig {
+            mask: vec![String::from("principal.id"), String::from("host")],
+            ..config(&path)
+        })
+        .unwrap();
+        let lines = b"{\"principal\":{\"id\":\"alice\"},\"host\":\"h1\",\"n\":1}\n\
+                      {\"principal\":{\"id\":\"bob\"},\"host\":null,\"n\":2}\n";
+        log.record_lines(lines.to_vec(), 2).unwrap();
+        log.close();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "{\"host\":\"***\",\"n\":1,\"principal\":{\"id\":\"***\"}}\n\
+             {\"host\":\"***\",\"n\":2,\"principal\":{\"id\":\"***\"}}\n"
+        );
+        assert_eq!(log.counters().written.load(Ordering::Relaxed), 2);
     }
 
     #[test]

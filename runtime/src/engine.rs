@@ -14,6 +14,7 @@ use compiler::time::Timestamp;
 use compiler::{CheckOptions, analyze};
 use sha2::{Digest, Sha256};
 
+use crate::outcome::Outcome;
 use crate::policy_dir::{LoadError, PolicyFiles, read_policy_dir};
 use crate::wire::{Answer, WireError, decode_request};
 
@@ -225,21 +226,12 @@ impl Engine {
 
     /// The answer callers receive for a decided request.
     pub fn answer(&self, request: &Request, decision: &Decision) -> Answer {
-        let reason = self.unlisted_denial(request).or_else(|| {
-            (!decision.allow && decision.deciding.is_empty())
-                .then(|| String::from("no rule permits this request"))
-        });
-        Answer {
-            decision: if decision.allow { "allow" } else { "deny" },
-            deciding: decision
-                .deciding
-                .iter()
-                .map(|index| self.rule_id(*index).to_owned())
-                .collect(),
-            missing: decision.missing.clone(),
-            reason,
-            policy_version: self.version_label.clone(),
-        }
+        Outcome::decided(self, request, decision).to_answer()
+    }
+
+    /// The version as answers and log lines carry it.
+    pub(crate) fn version_label(&self) -> &str {
+        &self.version_label
     }
 }
 

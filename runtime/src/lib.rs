@@ -5,6 +5,9 @@
 pub mod decision_log;
 mod engine;
 mod git;
+#[cfg(feature = "server")]
+mod json_text;
+mod outcome;
 mod policy_dir;
 pub mod routes;
 #[cfg(feature = "server")]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::{Body, to_bytes};
@@ -16,44 +16,35 @@ use super::audit::Source;
 use super::error::ApiError;
 use crate::decision_log::DecisionLog;
 use crate::engine::Engine;
+use crate::json_text;
+use crate::outcome::Outcome;
 use crate::wire::{Answer, decode_at};
-use compiler::eval::Request;
+use compiler::eval::{Decision, Request};
 
-#[derive(Serialize)]
+/// An answer as the forward-auth and `ext_authz` paths keep it.
 pub(crate) struct DecisionBody {
-    #[serde(flatten)]
     pub(crate) answer: Answer,
     pub(crate) decision_id: String,
 }
 
-#[derive(Serialize)]
-pub(crate) struct BatchBody {
-    answers: Vec<DecisionBody>,
-}
+/// A JSON body written by hand (see [`crate::json_text`]).
+pub(crate) struct JsonBytes(Vec<u8>);
 
-/// A JSON response serialized into a buffer sized up front (about `hint` bytes): a batch's
-/// answers would otherwise be copied over and over as the buffer grows.
-pub(crate) struct Sized<T>(T, usize);
+impl axum::response::IntoResponse for JsonBytes {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
+}
 
 /// Bytes of one answer, give or take.
 const ANSWER_BYTES: usize = 192;
-
-impl<T: Serialize> axum::response::IntoResponse for Sized<T> {
-    fn into_response(self) -> axum::response::Response {
-        let mut bytes = Vec::with_capacity(self.1);
-        match serde_json::to_writer(&mut bytes, &self.0) {
-            Ok(()) => (
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    axum::http::HeaderValue::from_static("application/json"),
-                )],
-                bytes,
-            )
-                .into_response(),
-            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-        }
-    }
-}
 
 /// Reads the body within the configured limit.
 async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
@@ -87,14 +78,36 @@ fn json_tree(bytes: &[u8]) -> Result<JsonValue, ApiError> {
     })
 }
 
-fn decision_id(state: &AppState) -> String {
-    decision_ids(state, 1).next().unwrap_or_default()
+/// Sequence numbers for `count` decisions, taken from the counter at once.
+fn sequences(state: &AppState, count: usize) -> u64 {
+    state.decisions.fetch_add(count as u64, Ordering::Relaxed)
 }
 
-/// Ids for `count` decisions, taken from the counter at once.
-fn decision_ids(state: &AppState, count: usize) -> impl Iterator<Item = String> + '_ {
-    let first = state.decisions.fetch_add(count as u64, Ordering::Relaxed);
-    (first..first + count as u64).map(|sequence| format!("{}-{sequence:010}", state.instance))
+/// A decision's id, `<instance>-<sequence>`, quoted as a JSON string. The instance is
+/// hexadecimal and the sequence decimal, so nothing needs escaping.
+pub(crate) fn write_decision_id(out: &mut Vec<u8>, instance: &str, sequence: u64) {
+    out.push(b'"');
+    write_decision_id_text(out, instance, sequence);
+    out.push(b'"');
+}
+
+fn write_decision_id_text(out: &mut Vec<u8>, instance: &str, sequence: u64) {
+    out.extend_from_slice(instance.as_bytes());
+    out.push(b'-');
+    // At least ten digits, zero-padded, so ids of one instance sort as they were given.
+    let mut digits = Vec::with_capacity(20);
+    crate::json_text::unsigned(&mut digits, sequence);
+    out.extend(std::iter::repeat_n(
+        b'0',
+        10_usize.saturating_sub(digits.len()),
+    ));
+    out.extend_from_slice(&digits);
+}
+
+fn decision_id_text(instance: &str, sequence: u64) -> String {
+    let mut out = Vec::with_capacity(instance.len() + 11);
+    write_decision_id_text(&mut out, instance, sequence);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Counts a rejected request, for the metrics.
@@ -109,12 +122,12 @@ fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiErr
 pub(crate) async fn decide(
     State(state): State<Arc<AppState>>,
     body: Body,
-) -> Result<Sized<DecisionBody>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     let result = decide_one(&state, body).await;
     counted(&state, result)
 }
 
-async fn decide_one(state: &AppState, body: Body) -> Result<Sized<DecisionBody>, ApiError> {
+async fn decide_one(state: &AppState, body: Body) -> Result<JsonBytes, ApiError> {
     let bytes = read_body(state, body).await?;
     let engine = state.engine.load();
     let now = super::now();
@@ -129,17 +142,14 @@ async fn decide_one(state: &AppState, body: Body) -> Result<Sized<DecisionBody>,
     let decision = engine.decide(&request);
     let latency = clock.elapsed();
     state.metrics.record(decision.allow, latency);
-    Ok(Sized(
-        logged(
-            state,
-            Source::Api,
-            &engine,
-            &request,
-            engine.answer(&request, &decision),
-            latency.as_nanos(),
-        ),
-        ANSWER_BYTES,
-    ))
+    Ok(JsonBytes(answer_all(
+        state,
+        &engine,
+        std::slice::from_ref(&request),
+        std::slice::from_ref(&decision),
+        latency,
+        Shape::Single,
+    )))
 }
 
 /// Gives the answer its id and records it; an answer the log refuses becomes a deny.
@@ -148,36 +158,39 @@ pub(crate) fn logged(
     source: Source,
     engine: &Engine,
     request: &Request,
-    mut answer: Answer,
-    latency_nanos: u128,
+    decision: &Decision,
+    latency: Duration,
 ) -> DecisionBody {
-    let decision_id = decision_id(state);
-    if !super::audit::decision(
+    let sequence = sequences(state, 1);
+    let mut outcome = Outcome::decided(engine, request, decision);
+    if !super::audit::decisions(
         state,
         source,
         engine,
-        request,
-        &answer,
-        &decision_id,
-        latency_nanos,
+        std::iter::once((request, &outcome, sequence)),
+        nanos(latency),
     ) {
-        super::audit::unrecorded(&mut answer);
+        outcome.unrecorded();
     }
     DecisionBody {
-        answer,
-        decision_id,
+        answer: outcome.to_answer(),
+        decision_id: decision_id_text(&state.instance, sequence),
     }
+}
+
+fn nanos(latency: Duration) -> u64 {
+    u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX)
 }
 
 pub(crate) async fn decide_batch(
     State(state): State<Arc<AppState>>,
     body: Body,
-) -> Result<Sized<BatchBody>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     let result = decide_many(&state, body).await;
     counted(&state, result)
 }
 
-async fn decide_many(state: &AppState, body: Body) -> Result<Sized<BatchBody>, ApiError> {
+async fn decide_many(state: &AppState, body: Body) -> Result<JsonBytes, ApiError> {
     let bytes = read_body(state, body).await?;
     // One policy version answers the whole batch, even if a reload lands meanwhile.
     let engine = state.engine.load_full();
@@ -191,8 +204,21 @@ async fn decide_many(state: &AppState, body: Body) -> Result<Sized<BatchBody>, A
         Some(requests) => requests,
         None => decode_batch_tree(state, &engine, &json_tree(&bytes)?, now)?,
     };
-    let answers = decide_all(state, &engine, &requests);
-    Ok(Sized(answers, 16 + requests.len() * ANSWER_BYTES))
+    let clock = Instant::now();
+    let decisions = engine.decide_batch(&requests);
+    let per_decision = clock.elapsed() / u32::try_from(decisions.len().max(1)).unwrap_or(u32::MAX);
+    let allowed = decisions.iter().filter(|decision| decision.allow).count();
+    state
+        .metrics
+        .record_many(allowed, decisions.len() - allowed, per_decision);
+    Ok(JsonBytes(answer_all(
+        state,
+        &engine,
+        &requests,
+        &decisions,
+        per_decision,
+        Shape::Batch,
+    )))
 }
 
 /// The batch through the JSON tree, naming the first problem by pointer.
@@ -250,40 +276,77 @@ fn decode_batch_tree(
     Ok(requests)
 }
 
-fn decide_all(state: &AppState, engine: &Engine, requests: &[Request]) -> BatchBody {
-    let clock = Instant::now();
-    let decisions = engine.decide_batch(requests);
-    let per_decision = clock.elapsed() / u32::try_from(decisions.len().max(1)).unwrap_or(u32::MAX);
-    let allowed = decisions.iter().filter(|decision| decision.allow).count();
-    state
-        .metrics
-        .record_many(allowed, decisions.len() - allowed, per_decision);
-    let mut answers: Vec<DecisionBody> = requests
+/// Whether the body is one answer or `{"answers": [...]}`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Single,
+    Batch,
+}
+
+/// Records the decisions as one message of the log — recorded together, or denied
+/// together — and writes the response body with each decision's id.
+fn answer_all(
+    state: &AppState,
+    engine: &Engine,
+    requests: &[Request],
+    decisions: &[Decision],
+    latency: Duration,
+    shape: Shape,
+) -> Vec<u8> {
+    let first = sequences(state, requests.len());
+    let mut outcomes: Vec<Outcome<'_>> = requests
         .iter()
-        .zip(&decisions)
-        .zip(decision_ids(state, requests.len()))
-        .map(|((request, decision), decision_id)| DecisionBody {
-            answer: engine.answer(request, decision),
-            decision_id,
-        })
+        .zip(decisions)
+        .map(|(request, decision)| Outcome::decided(engine, request, decision))
         .collect();
-    // The whole batch is one message of the log: recorded together, or denied together.
     let recorded = super::audit::decisions(
         state,
         Source::Api,
         engine,
         requests
             .iter()
-            .zip(&answers)
-            .map(|(request, body)| (request, &body.answer, body.decision_id.as_str())),
-        per_decision.as_nanos(),
+            .zip(&outcomes)
+            .enumerate()
+            .map(|(index, (request, outcome))| (request, outcome, first + index as u64)),
+        nanos(latency),
     );
     if !recorded {
-        for body in &mut answers {
-            super::audit::unrecorded(&mut body.answer);
-        }
+        outcomes.iter_mut().for_each(Outcome::unrecorded);
     }
-    BatchBody { answers }
+    let mut body = Vec::with_capacity(16 + outcomes.len() * ANSWER_BYTES);
+    if shape == Shape::Batch {
+        body.extend_from_slice(b"{\"answers\":[");
+    }
+    for (index, (outcome, sequence)) in outcomes.iter().zip(first..).enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        write_answer(&mut body, outcome, &state.instance, sequence);
+    }
+    if shape == Shape::Batch {
+        body.extend_from_slice(b"]}");
+    }
+    body
+}
+
+/// One answer: `{decision, deciding, missing, reason?, policy_version, decision_id}`, the
+/// shape `/v1/openapi.json` documents.
+fn write_answer(out: &mut Vec<u8>, outcome: &Outcome<'_>, instance: &str, sequence: u64) {
+    out.extend_from_slice(b"{\"decision\":");
+    json_text::string(out, outcome.decision());
+    out.extend_from_slice(b",\"deciding\":");
+    json_text::strings(out, outcome.deciding());
+    out.extend_from_slice(b",\"missing\":");
+    json_text::strings(out, outcome.missing.iter().map(String::as_str));
+    if let Some(reason) = &outcome.reason {
+        out.extend_from_slice(b",\"reason\":");
+        json_text::string(out, reason);
+    }
+    out.extend_from_slice(b",\"policy_version\":");
+    json_text::string(out, outcome.policy_version);
+    out.extend_from_slice(b",\"decision_id\":");
+    write_decision_id(out, instance, sequence);
+    out.push(b'}');
 }
 
 #[derive(Serialize)]
@@ -351,5 +414,50 @@ pub(crate) async fn not_found(State(state): State<Arc<AppState>>) -> ApiError {
     match counted(&state, Err::<(), _>(error)) {
         Err(error) => error,
         Ok(()) => ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        reason = "tests fail loudly by design"
+    )]
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// Byte for byte what serializing the `Answer` and appending the id gives: the shape
+    /// clients and `/v1/openapi.json` know.
+    #[test]
+    fn answers_are_written_as_the_answer_serializes() {
+        let engine = super::super::audit::tests::engine();
+        let requests = [
+            json!({"principal": {"id": "ann", "groups": ["ops"], "mfa": true}, "action": "trigger"}),
+            json!({"principal": {"id": "bob\"", "groups": ["ops"]}, "action": "trigger"}),
+            json!({"principal": {"id": "cy"}, "action": "view"}),
+        ];
+        for request in &requests {
+            let request = engine.request_from_json(request, 0).unwrap();
+            let decision = engine.decide(&request);
+            let outcome = Outcome::decided(&engine, &request, &decision);
+            let mut written = Vec::new();
+            write_answer(&mut written, &outcome, "9ab", 7);
+            let serialized = serde_json::to_string(&engine.answer(&request, &decision)).unwrap();
+            let expected = format!(
+                "{},\"decision_id\":\"9ab-0000000007\"}}",
+                serialized.strip_suffix('}').unwrap()
+            );
+            assert_eq!(String::from_utf8(written).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn decision_ids_are_zero_padded_to_ten_digits() {
+        assert_eq!(decision_id_text("ab", 0), "ab-0000000000");
+        assert_eq!(decision_id_text("ab", 1_234), "ab-0000001234");
+        assert_eq!(decision_id_text("ab", u64::MAX), "ab-18446744073709551615");
     }
 }

@@ -1,13 +1,13 @@
 //! Decision-log entries for the HTTP API: one per decision, one per rejected request.
 
 use compiler::eval::Request;
-use serde::Serialize;
 use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::engine::Engine;
-use crate::wire::Answer;
+use crate::json_text;
+use crate::outcome::Outcome;
 
 /// Which interface a decision or rejection came through, as the log shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,63 +30,96 @@ impl Source {
     }
 }
 
-/// Records a decision. `false` means the log refused it (full, under `WhenFull::Deny`),
-/// and the caller must deny.
-pub(crate) fn decision(
-    state: &AppState,
-    source: Source,
-    engine: &Engine,
-    request: &Request,
-    answer: &Answer,
-    id: &str,
-    latency_nanos: u128,
-) -> bool {
-    decisions(
-        state,
-        source,
-        engine,
-        std::iter::once((request, answer, id)),
-        latency_nanos,
-    )
-}
-
 /// Records several decisions as one message of the log, all or none; `false` means the
-/// log refused them and the caller must deny them all.
+/// log refused them (full, under `WhenFull::Deny`) and the caller must deny them all.
+/// Each decision comes with its sequence number, from which its id is written.
 pub(crate) fn decisions<'a>(
     state: &AppState,
     source: Source,
     engine: &Engine,
-    decided: impl IntoIterator<Item = (&'a Request, &'a Answer, &'a str)>,
-    latency_nanos: u128,
+    decided: impl ExactSizeIterator<Item = (&'a Request, &'a Outcome<'a>, u64)>,
+    latency_nanos: u64,
 ) -> bool {
     let Some(log) = &state.log else { return true };
-    let action_names = engine.policy_set().schema();
-    let git_commit = engine.version().git_commit.as_deref();
+    let count = decided.len() as u64;
+    // Sized for typical lines up front: growing the buffer costs more than the writing.
+    let mut bytes = Vec::with_capacity(LINE_BYTES * decided.len());
+    let line = LineConstants {
+        source: source.label(),
+        instance: &state.instance,
+        engine,
+        latency_nanos,
+    };
     with_timestamp(|time| {
-        let entries = decided
-            .into_iter()
-            .map(|(request, answer, id)| DecisionEntry {
-                time,
-                decision_id: id,
-                source: source.label(),
-                principal: PrincipalEntry {
-                    id: &request.principal_id,
-                    kind: request.principal_kind.keyword(),
-                    groups: &request.groups,
-                },
-                action: action_names.action_name(request.action),
-                dag: request.dag.as_ref().map(|dag| dag.id.as_str()),
-                host: request.host.as_ref().map(|host| host.id.as_str()),
-                decision: answer.decision,
-                deciding: &answer.deciding,
-                missing: &answer.missing,
-                reason: answer.reason.as_deref(),
-                policy_version: &answer.policy_version,
-                git_commit,
-                latency_us: latency_nanos as f64 / 1_000.0,
-            });
-        log.record_all(entries).is_ok()
-    })
+        for (request, outcome, sequence) in decided {
+            line.write(&mut bytes, time, request, outcome, sequence);
+        }
+    });
+    log.record_lines(bytes, count).is_ok()
+}
+
+/// Bytes of one decision line, give or take.
+const LINE_BYTES: usize = 512;
+
+/// What every line of one message shares.
+struct LineConstants<'a> {
+    source: &'static str,
+    instance: &'a str,
+    engine: &'a Engine,
+    latency_nanos: u64,
+}
+
+impl LineConstants<'_> {
+    /// One decision-log line, newline included. The keys and their order are the log's
+    /// format (spec/server.md); every value is escaped.
+    fn write(
+        &self,
+        out: &mut Vec<u8>,
+        time: &str,
+        request: &Request,
+        outcome: &Outcome<'_>,
+        sequence: u64,
+    ) {
+        out.extend_from_slice(b"{\"time\":");
+        json_text::string(out, time);
+        out.extend_from_slice(b",\"decision_id\":");
+        super::api::write_decision_id(out, self.instance, sequence);
+        out.extend_from_slice(b",\"source\":");
+        json_text::string(out, self.source);
+        out.extend_from_slice(b",\"principal\":{\"id\":");
+        json_text::string(out, &request.principal_id);
+        out.extend_from_slice(b",\"kind\":");
+        json_text::string(out, request.principal_kind.keyword());
+        out.extend_from_slice(b",\"groups\":");
+        json_text::strings(out, request.groups.iter().map(String::as_str));
+        out.extend_from_slice(b"},\"action\":");
+        json_text::string(
+            out,
+            self.engine
+                .policy_set()
+                .schema()
+                .action_name(request.action),
+        );
+        out.extend_from_slice(b",\"dag\":");
+        json_text::optional_string(out, request.dag.as_ref().map(|dag| dag.id.as_str()));
+        out.extend_from_slice(b",\"host\":");
+        json_text::optional_string(out, request.host.as_ref().map(|host| host.id.as_str()));
+        out.extend_from_slice(b",\"decision\":");
+        json_text::string(out, outcome.decision());
+        out.extend_from_slice(b",\"deciding\":");
+        json_text::strings(out, outcome.deciding());
+        out.extend_from_slice(b",\"missing\":");
+        json_text::strings(out, outcome.missing.iter().map(String::as_str));
+        out.extend_from_slice(b",\"reason\":");
+        json_text::optional_string(out, outcome.reason.as_deref());
+        out.extend_from_slice(b",\"policy_version\":");
+        json_text::string(out, outcome.policy_version);
+        out.extend_from_slice(b",\"git_commit\":");
+        json_text::optional_string(out, self.engine.version().git_commit.as_deref());
+        out.extend_from_slice(b",\"latency_us\":");
+        json_text::micros_from_nanos(out, self.latency_nanos);
+        out.extend_from_slice(b"}\n");
+    }
 }
 
 /// Runs `write` with the current second in RFC 3339, formatted once per second per
@@ -108,32 +141,6 @@ fn with_timestamp<T>(write: impl FnOnce(&str) -> T) -> T {
     })
 }
 
-/// One decision-log line.
-#[derive(Serialize)]
-struct DecisionEntry<'a> {
-    time: &'a str,
-    decision_id: &'a str,
-    source: &'static str,
-    principal: PrincipalEntry<'a>,
-    action: &'a str,
-    dag: Option<&'a str>,
-    host: Option<&'a str>,
-    decision: &'static str,
-    deciding: &'a [String],
-    missing: &'a [String],
-    reason: Option<&'a str>,
-    policy_version: &'a str,
-    git_commit: Option<&'a str>,
-    latency_us: f64,
-}
-
-#[derive(Serialize)]
-struct PrincipalEntry<'a> {
-    id: &'a str,
-    kind: &'static str,
-    groups: &'a [String],
-}
-
 /// Records a request the API rejected, so the log shows every call, not only decisions.
 pub(crate) fn rejection(state: &AppState, source: Source, error: &ApiError) {
     let Some(log) = &state.log else { return };
@@ -151,11 +158,135 @@ pub(crate) fn rejection(state: &AppState, source: Source, error: &ApiError) {
     let _ = log.record(&entry);
 }
 
-/// The answer after a refusal to log: a deny that says why.
-pub(crate) fn unrecorded(answer: &mut Answer) {
-    answer.decision = "deny";
-    answer.deciding.clear();
-    answer.reason = Some(String::from(
-        "the decision log is full; denied so that no decision goes unrecorded",
-    ));
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        reason = "tests fail loudly by design"
+    )]
+
+    use compiler::source::SourceSet;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::engine::EngineOptions;
+    use crate::policy_dir::PolicyFiles;
+
+    /// A small engine whose rules have ids, for the tests of what the sidecar writes.
+    pub(crate) fn engine() -> Engine {
+        let mut sources = SourceSet::new();
+        sources.add(
+            "main.gate",
+            "principal { mfa: Bool }\nactions { trigger, view }\n\
+             @id(\"ops-view\") permit view to group \"ops\";\n\
+             @id(\"mfa-trigger\") permit trigger to group \"ops\" when principal.mfa;\n",
+        );
+        let files = PolicyFiles {
+            sources,
+            paths: Vec::new(),
+        };
+        Engine::from_files(
+            files,
+            Some(String::from("abc123")),
+            EngineOptions {
+                now: 0,
+                unlisted: crate::engine::UnlistedEntities::Judge,
+            },
+        )
+        .expect("the policy checks")
+    }
+
+    fn line(engine: &Engine, request: &Value, outcome_of: impl Fn(&mut Outcome<'_>)) -> String {
+        let request = engine.request_from_json(request, 0).unwrap();
+        let decision = engine.decide(&request);
+        let mut outcome = Outcome::decided(engine, &request, &decision);
+        outcome_of(&mut outcome);
+        let constants = LineConstants {
+            source: Source::Api.label(),
+            instance: "1f2e",
+            engine,
+            latency_nanos: 37_486,
+        };
+        let mut out = Vec::new();
+        constants.write(&mut out, "2026-12-03T00:00:00Z", &request, &outcome, 42);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The line is one JSON object with every field the log documents, values escaped.
+    #[test]
+    fn a_decision_line_carries_every_field() {
+        let engine = engine();
+        let text = line(
+            &engine,
+            &json!({"principal": {"id": "eve\"\n", "groups": ["ops", "a\\b"]}, "action": "trigger", "dag": "etl"}),
+            |_| {},
+        );
+        assert!(
+            text.ends_with("}\n") && text.matches('\n').count() == 1,
+            "{text}"
+        );
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            parsed,
+            json!({
+                "time": "2026-12-03T00:00:00Z",
+                "decision_id": "1f2e-0000000042",
+                "source": "http",
+                "principal": {"id": "eve\"\n", "kind": "user", "groups": ["a\\b", "ops"]},
+                "action": "trigger",
+                "dag": "etl",
+                "host": null,
+                "decision": "deny",
+                "deciding": [],
+                "missing": ["principal.mfa"],
+                "reason": "no rule permits this request",
+                "policy_version": engine.version().label(),
+                "git_commit": "abc123",
+                "latency_us": 37.486,
+            })
+        );
+        let keys = [
+            "time",
+            "decision_id",
+            "source",
+            "principal",
+            "action",
+            "dag",
+            "host",
+            "decision",
+            "deciding",
+            "missing",
+            "reason",
+            "policy_version",
+            "git_commit",
+            "latency_us",
+        ];
+        let positions: Vec<usize> = keys
+            .iter()
+            .map(|key| text.find(&format!("\"{key}\":")).unwrap())
+            .collect();
+        assert!(positions.is_sorted(), "keys out of order: {text}");
+    }
+
+    #[test]
+    fn an_allow_names_its_rules_and_an_unrecorded_one_is_a_deny() {
+        let engine = engine();
+        let request = json!({"principal": {"id": "ann", "groups": ["ops"], "mfa": true}, "action": "trigger"});
+        let allowed: Value = serde_json::from_str(&line(&engine, &request, |_| {})).unwrap();
+        assert_eq!(allowed["decision"], "allow");
+        assert_eq!(allowed["deciding"], json!(["mfa-trigger"]));
+        assert_eq!(allowed["reason"], Value::Null);
+        let refused: Value =
+            serde_json::from_str(&line(&engine, &request, |outcome| outcome.unrecorded())).unwrap();
+        assert_eq!(refused["decision"], "deny");
+        assert_eq!(refused["deciding"], json!([]));
+        assert!(
+            refused["reason"]
+                .as_str()
+                .unwrap()
+                .contains("decision log is full")
+        );
+    }
 }

@@ -169,14 +169,7 @@ async fn decide(state: &AppState, config: &ForwardAuthConfig, call: &Call<'_>) -
         let decision = engine.decide(&request);
         let latency = clock.elapsed();
         state.metrics.record(decision.allow, latency);
-        let body = super::api::logged(
-            state,
-            call.source,
-            &engine,
-            &request,
-            engine.answer(&request, &decision),
-            latency.as_nanos(),
-        );
+        let body = super::api::logged(state, call.source, &engine, &request, &decision, latency);
         // Every DAG of a bulk call must be allowed; the first deny decides.
         if body.answer.decision != "allow" {
             let reason = body
