@@ -183,7 +183,17 @@ pub struct Inventory {
 /// Host names compare as DNS and Windows compare them: case-insensitively, with a
 /// trailing dot ignored.
 pub fn normalize_host(name: &str) -> String {
-    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+    let mut name = name.to_owned();
+    normalize_host_in_place(&mut name);
+    name
+}
+
+/// [`normalize_host`] on a string the caller owns, without a copy.
+pub fn normalize_host_in_place(name: &mut String) {
+    if name.ends_with('.') {
+        name.pop();
+    }
+    name.make_ascii_lowercase();
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

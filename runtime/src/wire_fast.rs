@@ -6,10 +6,10 @@
 //! skips the tree.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
-use compiler::eval::{Request, RequestParts};
+use compiler::eval::{Request, RequestBuilder};
 use compiler::ir::{EntityKind, PolicySet, PrincipalKind};
 use compiler::time::{self, Timestamp};
 use serde::Deserialize;
@@ -126,57 +126,47 @@ fn build(set: &PolicySet, fast: FastRequest<'_>, now: Timestamp) -> Option<Reque
         Some("service") => PrincipalKind::Service,
         Some(_) => return None,
     };
-    let groups: BTreeSet<String> = fast
-        .principal
-        .groups
-        .into_iter()
-        .map(Cow::into_owned)
-        .collect();
-    let mut principal_attrs = BTreeMap::new();
+    let action = set.schema().action(&fast.action)?;
+    let mut request = RequestBuilder::new(
+        set,
+        fast.principal.id.into_owned(),
+        principal_kind,
+        action,
+        now,
+    );
+    for group in &fast.principal.groups {
+        request.group(group);
+    }
     for (name, value) in &fast.principal.attributes {
         if value.is_null() {
             continue;
         }
-        principal_attrs.insert(
-            name.to_string(),
-            crate::wire::attribute_value(set, EntityKind::Principal, name, value)?,
-        );
+        let value = crate::wire::attribute_value(set, EntityKind::Principal, name, value)?;
+        request.principal_attribute(name, value).ok()?;
     }
-    let action = set.schema().action(&fast.action)?;
-    let entity = |id: Option<Cow<'_, str>>| match id {
-        None => Some(None),
-        Some(id) if id.is_empty() => None,
-        Some(id) => Some(Some(id.into_owned())),
-    };
-    let dag = entity(fast.dag)?;
-    let host = entity(fast.host)?;
-    let mut request_time = now;
-    let mut context_attrs = BTreeMap::new();
+    // An empty id is an error the tree path names.
+    match fast.dag.as_deref() {
+        Some("") => return None,
+        Some(id) => request.dag(id),
+        None => {}
+    }
+    match fast.host.as_deref() {
+        Some("") => return None,
+        Some(id) => request.host(id),
+        None => {}
+    }
     for (name, value) in fast.context.iter().flatten() {
         if value.is_null() {
             continue;
         }
         if name == "time" {
-            request_time = time::parse_rfc3339(value.as_str()?)?;
+            request.time(time::parse_rfc3339(value.as_str()?)?);
             continue;
         }
-        context_attrs.insert(
-            name.to_string(),
-            crate::wire::attribute_value(set, EntityKind::Context, name, value)?,
-        );
+        let value = crate::wire::attribute_value(set, EntityKind::Context, name, value)?;
+        request.context_attribute(name, value).ok()?;
     }
-    let parts = RequestParts {
-        principal_id: fast.principal.id.into_owned(),
-        principal_kind,
-        groups,
-        principal_attrs,
-        action,
-        dag,
-        host,
-        time: request_time,
-        context_attrs,
-    };
-    Request::new(set, parts).ok()
+    Some(request.build())
 }
 
 #[cfg(test)]

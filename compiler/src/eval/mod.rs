@@ -11,7 +11,9 @@ pub use cond::{EntityState, Env, Truth, eval_cond};
 pub use explain::{Explanation, NearMiss, describe, explain};
 pub use reference::{decide_reference, rule_truths};
 pub(crate) use request::Prepared;
-pub use request::{EntityRef, PreparedRequest, Request, RequestError, RequestParts};
+pub use request::{
+    EntityRef, PreparedRequest, Request, RequestBuilder, RequestError, RequestParts,
+};
 
 /// Index of a rule in `PolicySet::rules()` and in the decision table.
 pub type RuleIndex = u32;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ir::{
     ActionId, EntityKind, PRINCIPAL_KIND_ENUM, PolicySet, PrincipalKind, Type, Value,
-    normalize_host,
+    normalize_host_in_place,
 };
 use crate::time::Timestamp;
 
@@ -173,41 +173,139 @@ pub struct RequestParts {
 impl Request {
     /// Checks attribute values against the schema and fills in the built-ins.
     pub fn new(set: &PolicySet, parts: RequestParts) -> Result<Request, RequestError> {
-        let mut principal = Slots::new(set, EntityKind::Principal);
+        let mut builder = RequestBuilder::new(
+            set,
+            parts.principal_id,
+            parts.principal_kind,
+            parts.action,
+            parts.time,
+        );
         for (name, value) in parts.principal_attrs {
-            check_value(set, EntityKind::Principal, &name, &value, "/principal")?;
-            principal.put(&name, value);
+            builder.principal_attribute(&name, value)?;
         }
-        principal.put("id", Value::String(parts.principal_id.clone()));
-        let kind_index = match parts.principal_kind {
+        for (name, value) in parts.context_attrs {
+            builder.context_attribute(&name, value)?;
+        }
+        builder.groups = parts.groups.into_iter().collect();
+        builder.dag = parts.dag;
+        builder.host = parts.host;
+        Ok(builder.build())
+    }
+}
+
+/// Builds a request a piece at a time, checking each attribute as it comes: what a
+/// decoder uses to go from wire text to a request without the maps of [`RequestParts`]
+/// in between. The result is the request [`Request::new`] builds from the same parts.
+pub struct RequestBuilder<'s> {
+    set: &'s PolicySet,
+    principal_id: String,
+    principal_kind: PrincipalKind,
+    groups: Vec<String>,
+    principal: Slots<'s>,
+    action: ActionId,
+    dag: Option<String>,
+    host: Option<String>,
+    time: Timestamp,
+    context: Slots<'s>,
+}
+
+impl<'s> RequestBuilder<'s> {
+    pub fn new(
+        set: &'s PolicySet,
+        principal_id: String,
+        principal_kind: PrincipalKind,
+        action: ActionId,
+        time: Timestamp,
+    ) -> RequestBuilder<'s> {
+        RequestBuilder {
+            set,
+            principal_id,
+            principal_kind,
+            groups: Vec::new(),
+            principal: Slots::new(set, EntityKind::Principal),
+            action,
+            dag: None,
+            host: None,
+            time,
+            context: Slots::new(set, EntityKind::Context),
+        }
+    }
+
+    /// Adds a group; order and repeats do not matter.
+    pub fn group(&mut self, group: &str) {
+        self.groups.push(group.to_owned());
+    }
+
+    /// Sets a declared principal attribute; a second value for the same name replaces
+    /// the first.
+    pub fn principal_attribute(&mut self, name: &str, value: Value) -> Result<(), RequestError> {
+        check_value(self.set, EntityKind::Principal, name, &value, "/principal")?;
+        self.principal.put(name, value);
+        Ok(())
+    }
+
+    /// Sets a declared context attribute (not `time`: see [`RequestBuilder::time`]).
+    pub fn context_attribute(&mut self, name: &str, value: Value) -> Result<(), RequestError> {
+        check_value(self.set, EntityKind::Context, name, &value, "/context")?;
+        self.context.put(name, value);
+        Ok(())
+    }
+
+    pub fn dag(&mut self, id: &str) {
+        self.dag = Some(id.to_owned());
+    }
+
+    /// The host as given; it is normalised (case, trailing dot) when the request is built.
+    pub fn host(&mut self, id: &str) {
+        self.host = Some(id.to_owned());
+    }
+
+    pub fn time(&mut self, time: Timestamp) {
+        self.time = time;
+    }
+
+    /// Fills in the built-in attributes.
+    pub fn build(self) -> Request {
+        let RequestBuilder {
+            set,
+            principal_id,
+            principal_kind,
+            mut groups,
+            mut principal,
+            action,
+            dag,
+            host,
+            time,
+            mut context,
+        } = self;
+        groups.sort_unstable();
+        groups.dedup();
+        principal.put("id", Value::String(principal_id.clone()));
+        let kind_index = match principal_kind {
             PrincipalKind::Service => 1,
             PrincipalKind::User | PrincipalKind::Group => 0,
         };
         principal.put("kind", Value::Enum(PRINCIPAL_KIND_ENUM, kind_index));
         principal.put(
             "groups",
-            Value::Set(parts.groups.iter().cloned().map(Value::String).collect()),
+            Value::Set(groups.iter().cloned().map(Value::String).collect()),
         );
-        let mut context = Slots::new(set, EntityKind::Context);
-        for (name, value) in parts.context_attrs {
-            check_value(set, EntityKind::Context, &name, &value, "/context")?;
-            context.put(&name, value);
-        }
-        context.put("time", Value::Time(parts.time));
-        Ok(Request {
-            principal_id: parts.principal_id,
-            principal_kind: parts.principal_kind,
-            groups: parts.groups.into_iter().collect(),
+        context.put("time", Value::Time(time));
+        Request {
+            principal_id,
+            principal_kind,
+            groups: groups.into_boxed_slice(),
             principal: principal.values,
-            action: parts.action,
-            dag: parts.dag.map(|id| entity_ref(set, EntityKind::Dag, id)),
-            host: parts
-                .host
-                .map(|id| entity_ref(set, EntityKind::Host, normalize_host(&id))),
-            time: parts.time,
+            action,
+            dag: dag.map(|id| entity_ref(set, EntityKind::Dag, id)),
+            host: host.map(|mut id| {
+                normalize_host_in_place(&mut id);
+                entity_ref(set, EntityKind::Host, id)
+            }),
+            time,
             context: context.values,
             prepared: None,
-        })
+        }
     }
 }
 
@@ -290,5 +388,84 @@ pub(crate) fn has_type(value: &Value, ty: &Type) -> bool {
             values.iter().all(|value| has_type(value, element))
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        reason = "tests fail loudly by design"
+    )]
+
+    use super::*;
+    use crate::source::SourceSet;
+
+    fn set() -> PolicySet {
+        let mut sources = SourceSet::new();
+        sources.add(
+            "schema.gate",
+            "principal { mfa: Bool }\ncontext { ticket: String }\nactions { view }\n\
+             permit view to group \"ops\";\n",
+        );
+        crate::analyze(&sources, &crate::check::CheckOptions::at(0))
+            .policy_set
+            .expect("the schema checks")
+    }
+
+    /// Groups come out sorted and unique and the host normalised, as from the parts.
+    #[test]
+    fn the_builder_builds_what_the_parts_build() {
+        let set = set();
+        let action = set.schema().action("view").unwrap();
+        let mut builder =
+            RequestBuilder::new(&set, String::from("ann"), PrincipalKind::User, action, 5);
+        for group in ["ops", "dev", "ops"] {
+            builder.group(group);
+        }
+        builder
+            .principal_attribute("mfa", Value::Bool(true))
+            .unwrap();
+        builder
+            .context_attribute("ticket", Value::String(String::from("CHG-1")))
+            .unwrap();
+        builder.dag("etl");
+        builder.host("Worker-01.");
+        let built = builder.build();
+        let parts = RequestParts {
+            principal_id: String::from("ann"),
+            principal_kind: PrincipalKind::User,
+            groups: ["dev", "ops"].map(String::from).into(),
+            principal_attrs: [(String::from("mfa"), Value::Bool(true))].into(),
+            action,
+            dag: Some(String::from("etl")),
+            host: Some(String::from("worker-01")),
+            time: 5,
+            context_attrs: [(String::from("ticket"), Value::String(String::from("CHG-1")))].into(),
+        };
+        assert_eq!(built, Request::new(&set, parts).unwrap());
+        assert_eq!(&*built.groups, ["dev", "ops"]);
+        assert_eq!(built.host.unwrap().id, "worker-01");
+    }
+
+    #[test]
+    fn the_builder_refuses_what_the_schema_does_not_declare() {
+        let set = set();
+        let action = set.schema().action("view").unwrap();
+        let mut builder =
+            RequestBuilder::new(&set, String::from("ann"), PrincipalKind::User, action, 5);
+        assert!(matches!(
+            builder.principal_attribute("shoe", Value::Int(1)),
+            Err(RequestError::UnknownAttribute { .. })
+        ));
+        assert!(matches!(
+            builder.principal_attribute("mfa", Value::Int(1)),
+            Err(RequestError::WrongType { .. })
+        ));
+        assert!(matches!(
+            builder.context_attribute("time", Value::Time(1)),
+            Err(RequestError::BuiltIn { .. })
+        ));
     }
 }
