@@ -22,14 +22,52 @@ struct FastRequest<'a> {
     #[serde(borrow)]
     principal: FastPrincipal<'a>,
     #[serde(borrow)]
-    action: Cow<'a, str>,
+    action: Text<'a>,
     #[serde(borrow, default)]
-    dag: Option<Cow<'a, str>>,
+    dag: Option<Text<'a>>,
     #[serde(borrow, default)]
-    host: Option<Cow<'a, str>>,
+    host: Option<Text<'a>>,
     /// A repeated key keeps its last value, as in the tree path.
     #[serde(borrow, default)]
-    context: Option<BTreeMap<Cow<'a, str>, Json>>,
+    context: Option<BTreeMap<Text<'a>, Json>>,
+}
+
+/// A string borrowed from the body when it has no escapes, copied only when it does.
+/// (`Cow<str>` itself always copies unless a derive marks the very field as borrowed,
+/// which does not reach inside `Option` or `Vec`.)
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(TextVisitor(std::marker::PhantomData))
+    }
+}
+
+struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+    type Value = Text<'a>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Text(Cow::Owned(text.to_owned())))
+    }
 }
 
 /// `{"requests": [...]}`.
@@ -41,11 +79,11 @@ struct FastBatch<'a> {
 }
 
 struct FastPrincipal<'a> {
-    id: Cow<'a, str>,
-    kind: Option<Cow<'a, str>>,
-    groups: Vec<Cow<'a, str>>,
+    id: Text<'a>,
+    kind: Option<Text<'a>>,
+    groups: Vec<Text<'a>>,
     /// Every other key, typed later against the schema.
-    attributes: Vec<(Cow<'a, str>, Json)>,
+    attributes: Vec<(Text<'a>, Json)>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for FastPrincipal<'a> {
@@ -68,14 +106,14 @@ impl<'de: 'a, 'a> Visitor<'de> for PrincipalVisitor<'a> {
         let mut kind = None;
         let mut groups = None;
         let mut attributes = Vec::new();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match key.as_ref() {
-                "id" if id.is_none() => id = Some(map.next_value::<Cow<'de, str>>()?),
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match &*key {
+                "id" if id.is_none() => id = Some(map.next_value::<Text<'de>>()?),
                 "kind" if kind.is_none() => {
-                    kind = Some(map.next_value::<Option<Cow<'de, str>>>()?);
+                    kind = Some(map.next_value::<Option<Text<'de>>>()?);
                 }
                 "groups" if groups.is_none() => {
-                    groups = Some(map.next_value::<Option<Vec<Cow<'de, str>>>>()?);
+                    groups = Some(map.next_value::<Option<Vec<Text<'de>>>>()?);
                 }
                 "id" | "kind" | "groups" => return Err(de::Error::custom("duplicate key")),
                 _ => {
@@ -129,7 +167,7 @@ fn build(set: &PolicySet, fast: FastRequest<'_>, now: Timestamp) -> Option<Reque
     let action = set.schema().action(&fast.action)?;
     let mut request = RequestBuilder::new(
         set,
-        fast.principal.id.into_owned(),
+        fast.principal.id.0.into_owned(),
         principal_kind,
         action,
         now,
@@ -159,7 +197,7 @@ fn build(set: &PolicySet, fast: FastRequest<'_>, now: Timestamp) -> Option<Reque
         if value.is_null() {
             continue;
         }
-        if name == "time" {
+        if &**name == "time" {
             request.time(time::parse_rfc3339(value.as_str()?)?);
             continue;
         }
