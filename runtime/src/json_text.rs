@@ -101,7 +101,12 @@ pub(crate) fn strings<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a
 
 /// Appends an unsigned integer.
 pub(crate) fn unsigned(out: &mut Vec<u8>, value: u64) {
-    let mut digits = [0_u8; 20];
+    padded(out, value, 1);
+}
+
+/// Appends an unsigned integer with leading zeros up to `width` digits (at most 20).
+pub(crate) fn padded(out: &mut Vec<u8>, value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
     let mut start = digits.len();
     let mut rest = value;
     loop {
@@ -114,6 +119,7 @@ pub(crate) fn unsigned(out: &mut Vec<u8>, value: u64) {
             break;
         }
     }
+    let start = start.min(digits.len().saturating_sub(width));
     out.extend_from_slice(digits.get(start..).unwrap_or_default());
 }
 
@@ -220,6 +226,10 @@ mod tests {
     fn integers_print_every_digit() {
         for value in [0, 7, 10, 99, 1_000_000, u64::MAX] {
             assert_eq!(written(|out| unsigned(out, value)), value.to_string());
+            assert_eq!(
+                written(|out| padded(out, value, 10)),
+                format!("{value:010}")
+            );
         }
     }
 

@@ -105,7 +105,7 @@ impl<'de: 'a, 'a> Visitor<'de> for PrincipalVisitor<'a> {
         let mut id = None;
         let mut kind = None;
         let mut groups = None;
-        let mut attributes = Vec::new();
+        let mut attributes = Vec::with_capacity(4);
         while let Some(key) = map.next_key::<Text<'de>>()? {
             match &*key {
                 "id" if id.is_none() => id = Some(map.next_value::<Text<'de>>()?),
@@ -172,6 +172,7 @@ fn build(set: &PolicySet, fast: FastRequest<'_>, now: Timestamp) -> Option<Reque
         action,
         now,
     );
+    request.reserve_groups(fast.principal.groups.len());
     for group in &fast.principal.groups {
         request.group(group);
     }

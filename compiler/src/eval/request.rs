@@ -231,6 +231,12 @@ impl<'s> RequestBuilder<'s> {
         }
     }
 
+    /// Room for this many more groups; the request keeps them in a slice sized exactly,
+    /// and a caller that knows the count spares it a copy.
+    pub fn reserve_groups(&mut self, additional: usize) {
+        self.groups.reserve_exact(additional);
+    }
+
     /// Adds a group; order and repeats do not matter.
     pub fn group(&mut self, group: &str) {
         self.groups.push(group.to_owned());
