@@ -11,6 +11,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
+#[cfg(target_os = "linux")]
+mod direct;
+
 /// Where lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogSink {
@@ -315,7 +318,7 @@ enum Output {
     Stdout(std::io::Stdout),
     File {
         path: PathBuf,
-        file: BufWriter<File>,
+        file: LogFile,
         size: u64,
         rotate_bytes: Option<u64>,
     },
@@ -331,11 +334,10 @@ impl Output {
         match sink {
             LogSink::Stdout => Ok(Output::Stdout(std::io::stdout())),
             LogSink::File(path) => {
-                let file = OpenOptions::new().create(true).append(true).open(path)?;
-                let size = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+                let (file, size) = LogFile::open(path)?;
                 Ok(Output::File {
                     path: path.clone(),
-                    file: BufWriter::with_capacity(WRITE_BUFFER, file),
+                    file,
                     size,
                     rotate_bytes,
                 })
@@ -360,11 +362,7 @@ impl Output {
                         let _ = std::fs::rename(rotated(path, index), rotated(path, index + 1));
                     }
                     std::fs::rename(&*path, rotated(path, 1))?;
-                    *file = BufWriter::with_capacity(
-                        WRITE_BUFFER,
-                        OpenOptions::new().create(true).append(true).open(&*path)?,
-                    );
-                    *size = 0;
+                    (*file, *size) = LogFile::open(path)?;
                 }
                 file.write_all(lines)?;
                 *size += lines.len() as u64;
@@ -377,6 +375,51 @@ impl Output {
         match self {
             Output::Stdout(stdout) => stdout.flush(),
             Output::File { file, .. } => file.flush(),
+        }
+    }
+}
+
+/// A log file: written direct where the filesystem allows it (see [`direct`]), else
+/// through a large buffer and the page cache.
+enum LogFile {
+    #[cfg(target_os = "linux")]
+    Direct(direct::DirectFile),
+    Buffered(BufWriter<File>),
+}
+
+impl LogFile {
+    /// Opens `path` for appending; also gives its current size.
+    fn open(path: &std::path::Path) -> std::io::Result<(LogFile, u64)> {
+        #[cfg(target_os = "linux")]
+        if let Some(file) = direct::DirectFile::open(path)? {
+            let size = std::fs::metadata(path)?.len();
+            return Ok((LogFile::Direct(file), size));
+        }
+        LogFile::buffered(path)
+    }
+
+    fn buffered(path: &std::path::Path) -> std::io::Result<(LogFile, u64)> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok((
+            LogFile::Buffered(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            size,
+        ))
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            #[cfg(target_os = "linux")]
+            LogFile::Direct(file) => file.write_all(bytes),
+            LogFile::Buffered(file) => file.write_all(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            #[cfg(target_os = "linux")]
+            LogFile::Direct(file) => file.flush(),
+            LogFile::Buffered(file) => file.flush(),
         }
     }
 }
@@ -487,6 +530,29 @@ mod tests {
             log.record(&json!({})).is_err(),
             "a closed log accepts nothing"
         );
+    }
+
+    /// Both kinds of file append after what a file already holds, byte for byte.
+    #[test]
+    fn direct_and_cached_files_append_alike() {
+        let path = temp("kinds");
+        std::fs::write(&path, "{\"earlier\":1}\n").unwrap();
+        let mut expected = b"{\"earlier\":1}\n".to_vec();
+        for open in [LogFile::open, LogFile::buffered] {
+            let (mut file, size) = open(&path).unwrap();
+            assert_eq!(size, expected.len() as u64);
+            for index in 0..2_000 {
+                let line = format!(
+                    "{{\"n\":{index},\"pad\":\"{}\"}}\n",
+                    "x".repeat(index % 300)
+                );
+                file.write_all(line.as_bytes()).unwrap();
+                expected.extend_from_slice(line.as_bytes());
+            }
+            file.flush().unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), expected);
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 
     /// Lines the sidecar writes itself are masked like any entry.
