@@ -69,6 +69,9 @@ pub(crate) struct ServeArgs {
     /// A field to mask in the log, such as `principal.id`; repeatable.
     #[arg(long = "log-mask", value_name = "FIELD")]
     log_mask: Vec<String>,
+    /// Write the log file around the page cache (O_DIRECT) where the filesystem allows.
+    #[arg(long)]
+    log_direct_io: bool,
     /// The proxy in front of `/v1/forward-auth`, whose headers carry the original request.
     #[arg(long, value_enum, default_value_t = ProxyArg::Nginx)]
     proxy: ProxyArg,
@@ -218,6 +221,7 @@ fn from_args(args: &ServeArgs, dir: PathBuf, options: EngineOptions) -> ServerCo
             },
             rotate_bytes: args.log_rotate_bytes,
             mask: args.log_mask.clone(),
+            direct_io: args.log_direct_io,
         }),
         forward_auth: Some(forward_auth(args)),
         limits: ConnectionLimits {
@@ -342,6 +346,7 @@ fn from_file(
             },
             rotate_bytes: file.log.rotate_bytes,
             mask: file.log.mask.clone(),
+            direct_io: file.log.direct_io,
         }),
         forward_auth: Some(ForwardAuthConfig {
             proxy: match file.forward_auth.proxy {

@@ -60,6 +60,8 @@ pub(crate) struct Log {
     pub(crate) rotate_bytes: Option<u64>,
     #[serde(default)]
     pub(crate) mask: Vec<String>,
+    #[serde(default)]
+    pub(crate) direct_io: bool,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]

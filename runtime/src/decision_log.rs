@@ -40,6 +40,9 @@ pub struct LogConfig {
     pub rotate_bytes: Option<u64>,
     /// Top-level or dotted fields (`principal.id`) replaced by `"***"`.
     pub mask: Vec<String>,
+    /// Write the file around the page cache (`O_DIRECT`, Linux) where the filesystem
+    /// allows it; see [`direct`].
+    pub direct_io: bool,
 }
 
 impl Default for LogConfig {
@@ -50,6 +53,7 @@ impl Default for LogConfig {
             when_full: WhenFull::Block,
             rotate_bytes: None,
             mask: Vec::new(),
+            direct_io: false,
         }
     }
 }
@@ -117,7 +121,7 @@ impl DecisionLog {
 
     /// The log without its writer yet: what `start` builds before spawning the thread.
     fn queue(config: &LogConfig) -> std::io::Result<(DecisionLog, Receiver<Lines>, Output)> {
-        let output = Output::open(&config.sink, config.rotate_bytes)?;
+        let output = Output::open(&config.sink, config.rotate_bytes, config.direct_io)?;
         let (sender, receiver) = channel();
         let log = DecisionLog {
             sender: RwLock::new(Some(sender)),
@@ -321,6 +325,7 @@ enum Output {
         file: LogFile,
         size: u64,
         rotate_bytes: Option<u64>,
+        direct_io: bool,
     },
 }
 
@@ -330,16 +335,17 @@ const KEPT_ROTATIONS: u32 = 5;
 const WRITE_BUFFER: usize = 256 * 1024;
 
 impl Output {
-    fn open(sink: &LogSink, rotate_bytes: Option<u64>) -> std::io::Result<Output> {
+    fn open(sink: &LogSink, rotate_bytes: Option<u64>, direct_io: bool) -> std::io::Result<Output> {
         match sink {
             LogSink::Stdout => Ok(Output::Stdout(std::io::stdout())),
             LogSink::File(path) => {
-                let (file, size) = LogFile::open(path)?;
+                let (file, size) = LogFile::open(path, direct_io)?;
                 Ok(Output::File {
                     path: path.clone(),
                     file,
                     size,
                     rotate_bytes,
+                    direct_io,
                 })
             }
         }
@@ -354,6 +360,7 @@ impl Output {
                 file,
                 size,
                 rotate_bytes,
+                direct_io,
             } => {
                 if rotate_bytes.is_some_and(|limit| *size > 0 && *size + lines.len() as u64 > limit)
                 {
@@ -362,7 +369,7 @@ impl Output {
                         let _ = std::fs::rename(rotated(path, index), rotated(path, index + 1));
                     }
                     std::fs::rename(&*path, rotated(path, 1))?;
-                    (*file, *size) = LogFile::open(path)?;
+                    (*file, *size) = LogFile::open(path, *direct_io)?;
                 }
                 file.write_all(lines)?;
                 *size += lines.len() as u64;
@@ -388,10 +395,11 @@ enum LogFile {
 }
 
 impl LogFile {
-    /// Opens `path` for appending; also gives its current size.
-    fn open(path: &std::path::Path) -> std::io::Result<(LogFile, u64)> {
+    /// Opens `path` for appending, direct when asked and allowed; also gives its
+    /// current size.
+    fn open(path: &std::path::Path, direct_io: bool) -> std::io::Result<(LogFile, u64)> {
         #[cfg(target_os = "linux")]
-        if let Some(file) = direct::DirectFile::open(path)? {
+        if direct_io && let Some(file) = direct::DirectFile::open(path)? {
             let size = std::fs::metadata(path)?.len();
             return Ok((LogFile::Direct(file), size));
         }
@@ -430,18 +438,25 @@ fn rotated(path: &std::path::Path, index: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Drains the queue in rounds: write what is queued, flush once, then wait briefly before
-/// looking again. Waiting by sleeping, not on the channel, spares every decision a wake-up
-/// call to this thread under load; after a quiet spell it blocks on the channel instead,
-/// so an idle sidecar does not spin.
+/// Drains the queue in rounds: write what is queued, then wait briefly before looking
+/// again. Waiting by sleeping, not on the channel, spares every decision a wake-up call
+/// to this thread under load; after a quiet spell it blocks on the channel instead, so an
+/// idle sidecar does not spin. Lines reach the file as whole blocks while traffic flows
+/// and entirely at the first round without new lines (a millisecond after a pause), so
+/// a busy log is not rewritten block by block every round.
 fn drain(receiver: Receiver<Lines>, mut output: Output, shared: &Shared) {
     let counters = &shared.counters;
     let mut quiet_rounds = 0_u32;
+    let mut unflushed = false;
     loop {
         let first = if quiet_rounds < QUIET_ROUNDS_BEFORE_BLOCKING {
             match receiver.try_recv() {
                 Ok(line) => line,
                 Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    if unflushed {
+                        flush(&mut output, counters);
+                        unflushed = false;
+                    }
                     quiet_rounds += 1;
                     std::thread::sleep(ROUND);
                     continue;
@@ -464,12 +479,16 @@ fn drain(receiver: Receiver<Lines>, mut output: Output, shared: &Shared) {
             }
             counters.written.fetch_add(lines.count, Ordering::Relaxed);
         }
-        if output.flush().is_err() {
-            counters.write_errors.fetch_add(1, Ordering::Relaxed);
-        }
+        unflushed = true;
         shared.freed.notify_all();
     }
-    let _ = output.flush();
+    flush(&mut output, counters);
+}
+
+fn flush(output: &mut Output, counters: &LogCounters) {
+    if output.flush().is_err() {
+        counters.write_errors.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// How long the writer waits between rounds while lines keep coming: the most a line
@@ -538,8 +557,9 @@ mod tests {
         let path = temp("kinds");
         std::fs::write(&path, "{\"earlier\":1}\n").unwrap();
         let mut expected = b"{\"earlier\":1}\n".to_vec();
-        for open in [LogFile::open, LogFile::buffered] {
-            let (mut file, size) = open(&path).unwrap();
+        for direct_io in [true, false] {
+            let (mut file, size) = LogFile::open(&path, direct_io).unwrap();
+            assert_eq!(matches!(file, LogFile::Direct(_)), direct_io);
             assert_eq!(size, expected.len() as u64);
             for index in 0..2_000 {
                 let line = format!(

@@ -225,6 +225,8 @@ fn every_decision_of_a_batch_is_logged_with_its_id() {
             sink: runtime::decision_log::LogSink::File(log.clone()),
             // Smaller than the batch: a batch goes into an empty queue whole.
             capacity: 2,
+            // Around the page cache where the filesystem allows: every line still lands.
+            direct_io: true,
             ..Default::default()
         }),
         ..ServerConfig::default()
