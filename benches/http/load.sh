@@ -19,3 +19,12 @@ wrk -t2 -c16 -d10s --latency -s "$here/batch.lua" "http://127.0.0.1:$port/v1/dec
 echo "== server RSS after the runs"
 grep VmRSS "/proc/$server/status"
 echo "== decision-log lines written: $(wc -l < "$log")"
+kill -TERM $server; wait $server 2>/dev/null || true
+rm -f "$log"
+# The same batches with the log written around the page cache (--log-direct-io).
+./target/release/flowgate serve "$dir" --listen "127.0.0.1:$port" --decision-log "$log" --log-direct-io --no-watch 2>/dev/null &
+server=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+echo "== batches of 100, 16 connections, 2 threads, --log-direct-io"
+wrk -t2 -c16 -d10s --latency -s "$here/batch.lua" "http://127.0.0.1:$port/v1/decide/batch"
+echo "== decision-log lines written: $(wc -l < "$log")"

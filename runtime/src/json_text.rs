@@ -130,7 +130,7 @@ pub(crate) fn micros_from_nanos(out: &mut Vec<u8>, nanos: u64) {
     // Three decimals without their trailing zeros, but at least one: `1.0`, `1.2`, `1.234`.
     let mut fraction = nanos % 1_000;
     let mut places = 3;
-    while places > 1 && fraction % 10 == 0 {
+    while places > 1 && fraction.is_multiple_of(10) {
         fraction /= 10;
         places -= 1;
     }
