@@ -400,7 +400,7 @@ impl LogFile {
     fn open(path: &std::path::Path, direct_io: bool) -> std::io::Result<(LogFile, u64)> {
         #[cfg(target_os = "linux")]
         if direct_io && let Some(file) = direct::DirectFile::open(path)? {
-            let size = std::fs::metadata(path)?.len();
+            let size = file.size();
             return Ok((LogFile::Direct(file), size));
         }
         LogFile::buffered(path)
@@ -491,8 +491,8 @@ fn flush(output: &mut Output, counters: &LogCounters) {
     }
 }
 
-/// How long the writer waits between rounds while lines keep coming: the most a line
-/// waits in memory before it is written.
+/// How long the writer waits between rounds while lines keep coming; after a pause in
+/// traffic, about the most a line waits in memory before it is in the file.
 const ROUND: std::time::Duration = std::time::Duration::from_millis(1);
 /// Empty rounds (about 100 ms) before the writer blocks until the next line.
 const QUIET_ROUNDS_BEFORE_BLOCKING: u32 = 100;
@@ -552,6 +552,7 @@ mod tests {
     }
 
     /// Both kinds of file append after what a file already holds, byte for byte.
+    #[cfg(target_os = "linux")]
     #[test]
     fn direct_and_cached_files_append_alike() {
         let path = temp("kinds");
@@ -573,6 +574,29 @@ mod tests {
             assert_eq!(std::fs::read(&path).unwrap(), expected);
         }
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// Without a close, a line is in the file soon after traffic pauses, direct or not.
+    #[test]
+    fn lines_reach_the_file_when_traffic_pauses() {
+        for direct_io in [false, true] {
+            let path = temp(&format!("pause-{direct_io}"));
+            let log = DecisionLog::start(LogConfig {
+                direct_io,
+                ..config(&path)
+            })
+            .unwrap();
+            log.record_lines(b"{\"n\":1}\n".to_vec(), 1).unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::fs::read(&path).unwrap_or_default() != b"{\"n\":1}\n" {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the line never reached the file (direct_io {direct_io})"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            log.close();
+        }
     }
 
     /// Lines the sidecar writes itself are masked like any entry.

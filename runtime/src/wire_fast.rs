@@ -253,6 +253,22 @@ mod tests {
         }
     }
 
+    /// Strings without escapes are borrowed from the body wherever they sit; one with an
+    /// escape is copied.
+    #[test]
+    fn strings_are_borrowed_unless_escaped() {
+        let body = br#"{"principal": {"id": "a\u0062", "kind": "user", "groups": ["ops"]}, "action": "view", "dag": "etl", "host": "h1", "context": {"ticket": "x"}}"#;
+        let fast: FastRequest<'_> = serde_json::from_slice(body).unwrap();
+        let borrowed = |text: &Text<'_>| matches!(text.0, Cow::Borrowed(_));
+        assert!(!borrowed(&fast.principal.id), "an escaped id is copied");
+        assert!(borrowed(&fast.action));
+        assert!(fast.principal.kind.as_ref().is_some_and(borrowed));
+        assert!(fast.principal.groups.iter().all(borrowed));
+        assert!(fast.dag.as_ref().is_some_and(borrowed));
+        assert!(fast.host.as_ref().is_some_and(borrowed));
+        assert!(fast.context.unwrap().keys().all(borrowed));
+    }
+
     /// Whatever the tree path refuses, the fast path leaves to it.
     #[test]
     fn leaves_every_bad_request_to_the_tree_path() {

@@ -73,6 +73,11 @@ impl DirectFile {
         Ok(Some(file))
     }
 
+    /// The file's length once every line given is written.
+    pub(super) fn size(&self) -> u64 {
+        self.offset + self.pending as u64
+    }
+
     /// The window's bytes `from..to`.
     fn window(&mut self, from: usize, to: usize) -> &mut [u8] {
         let start = self.start;

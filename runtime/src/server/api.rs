@@ -95,13 +95,7 @@ fn write_decision_id_text(out: &mut Vec<u8>, instance: &str, sequence: u64) {
     out.extend_from_slice(instance.as_bytes());
     out.push(b'-');
     // At least ten digits, zero-padded, so ids of one instance sort as they were given.
-    let mut digits = Vec::with_capacity(20);
-    crate::json_text::unsigned(&mut digits, sequence);
-    out.extend(std::iter::repeat_n(
-        b'0',
-        10_usize.saturating_sub(digits.len()),
-    ));
-    out.extend_from_slice(&digits);
+    json_text::padded(out, sequence, 10);
 }
 
 fn decision_id_text(instance: &str, sequence: u64) -> String {
