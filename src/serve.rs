@@ -39,6 +39,10 @@ pub(crate) struct ServeArgs {
     /// Also answer Envoy's `ext_authz` over gRPC on this address.
     #[arg(long, value_name = "ADDR")]
     grpc_listen: Option<SocketAddr>,
+    /// Threads answering requests (default: one per CPU). A sidecar sharing its machine
+    /// with a busy proxy answers with a steadier tail when each keeps cores of its own.
+    #[arg(long, value_name = "N")]
+    workers: Option<std::num::NonZeroUsize>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: usize,
@@ -156,7 +160,15 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
         Some(file) => file.grpc_listen,
         None => args.grpc_listen,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let workers = match &file {
+        Some(file) => file.workers,
+        None => args.workers,
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        runtime.worker_threads(workers.get());
+    }
+    let runtime = runtime
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -184,10 +196,12 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
         } else {
             "http"
         };
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
         eprintln!(
-            "flowgate: serving {} ({} rules) on {scheme}://{address}",
+            "flowgate: serving {} ({} rules, {workers} {}) on {scheme}://{address}",
             engine.version().label(),
-            engine.policy_set().rules().len()
+            engine.policy_set().rules().len(),
+            if workers == 1 { "worker" } else { "workers" }
         );
         let listeners = Listeners {
             http: listener,

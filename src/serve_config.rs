@@ -14,6 +14,8 @@ pub(crate) struct ConfigFile {
     pub(crate) listen: Option<SocketAddr>,
     /// Envoy `ext_authz` over gRPC; off when absent.
     pub(crate) grpc_listen: Option<SocketAddr>,
+    /// Threads answering requests; one per CPU when absent.
+    pub(crate) workers: Option<std::num::NonZeroUsize>,
     #[serde(default)]
     pub(crate) limits: Limits,
     #[serde(default)]

@@ -452,6 +452,7 @@ fn serve_reads_a_config_file_and_refuses_unknown_keys() {
             r#"
 policy_dir = "{policies}"
 listen = "127.0.0.1:0"
+workers = 1
 
 [log]
 path = "{log}"
@@ -481,6 +482,7 @@ peers = ["127.0.0.1"]
         BufReader::new(child.stderr.take().unwrap_or_else(|| panic!("no stderr")));
     let mut banner = String::new();
     let _ = server_stderr.read_line(&mut banner);
+    assert!(banner.contains("1 worker)"), "{banner}");
     let address = banner
         .rsplit("http://")
         .next()
@@ -519,6 +521,22 @@ peers = ["127.0.0.1"]
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("unknown field `paht`"),
+        "{}",
+        stderr(&output)
+    );
+
+    let no_workers = write(&dir, "no-workers.toml", "workers = 0\n");
+    let output = flowgate(&["serve", "--config", arg(&no_workers)]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("workers") && stderr(&output).contains("nonzero"),
+        "{}",
+        stderr(&output)
+    );
+    let output = flowgate(&["serve", "--workers", "0"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--workers"),
         "{}",
         stderr(&output)
     );
