@@ -535,9 +535,5 @@ peers = ["127.0.0.1"]
     );
     let output = flowgate(&["serve", "--workers", "0"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("--workers"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("--workers"), "{}", stderr(&output));
 }

@@ -13,7 +13,7 @@ use compiler::eval::{Request, RequestBuilder};
 use compiler::ir::{EntityKind, PolicySet, PrincipalKind};
 use compiler::time::{self, Timestamp};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 
 #[derive(Deserialize)]
@@ -71,12 +71,6 @@ impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
 }
 
 /// `{"requests": [...]}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FastBatch<'a> {
-    #[serde(borrow)]
-    requests: Vec<FastRequest<'a>>,
-}
 
 struct FastPrincipal<'a> {
     id: Text<'a>,
@@ -147,15 +141,93 @@ pub(crate) fn decode_batch(
     now: Timestamp,
     max_batch: usize,
 ) -> Option<Vec<Request>> {
-    let batch: FastBatch<'_> = serde_json::from_slice(body).ok()?;
-    if batch.requests.len() > max_batch {
-        return None;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let batch = BatchSeed {
+        set,
+        now,
+        max_batch,
+        // Requests are built as they are read, into a vector sized once: a request's
+        // JSON is rarely shorter than this many bytes.
+        expected: (body.len() / 64).min(max_batch),
+    };
+    let requests = batch.deserialize(&mut deserializer).ok()?;
+    deserializer.end().ok()?;
+    Some(requests)
+}
+
+/// `{"requests": [...]}`, each request built as soon as it is read. Anything the fast
+/// path does not take — an unknown key, a request it cannot build, more than
+/// `max_batch` requests — stops it, and the tree path says why.
+#[derive(Clone, Copy)]
+struct BatchSeed<'s> {
+    set: &'s PolicySet,
+    now: Timestamp,
+    max_batch: usize,
+    expected: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for BatchSeed<'_> {
+    type Value = Vec<Request>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
     }
-    batch
-        .requests
-        .into_iter()
-        .map(|fast| build(set, fast, now))
-        .collect()
+}
+
+impl<'de> Visitor<'de> for BatchSeed<'_> {
+    type Value = Vec<Request>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a batch object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut requests = None;
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            if &*key != "requests" || requests.is_some() {
+                return Err(de::Error::custom("left to the tree path"));
+            }
+            requests = Some(map.next_value_seed(RequestsSeed(self))?);
+        }
+        requests.ok_or_else(|| de::Error::missing_field("requests"))
+    }
+}
+
+struct RequestsSeed<'s>(BatchSeed<'s>);
+
+impl<'de> DeserializeSeed<'de> for RequestsSeed<'_> {
+    type Value = Vec<Request>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RequestsSeed<'_> {
+    type Value = Vec<Request>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an array of requests")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let BatchSeed {
+            set,
+            now,
+            max_batch,
+            expected,
+        } = self.0;
+        let mut requests = Vec::with_capacity(expected);
+        while let Some(fast) = seq.next_element::<FastRequest<'de>>()? {
+            if requests.len() == max_batch {
+                return Err(de::Error::custom("left to the tree path"));
+            }
+            let request =
+                build(set, fast, now).ok_or_else(|| de::Error::custom("left to the tree path"))?;
+            requests.push(request);
+        }
+        Ok(requests)
+    }
 }
 
 fn build(set: &PolicySet, fast: FastRequest<'_>, now: Timestamp) -> Option<Request> {
@@ -267,6 +339,48 @@ mod tests {
         assert!(fast.dag.as_ref().is_some_and(borrowed));
         assert!(fast.host.as_ref().is_some_and(borrowed));
         assert!(fast.context.unwrap().keys().all(borrowed));
+    }
+
+    #[test]
+    fn a_batch_is_its_requests_and_anything_odd_is_left_to_the_tree_path() {
+        let set = set();
+        let one =
+            r#"{"principal": {"id": "alice", "groups": ["ops"]}, "action": "view", "dag": "etl"}"#;
+        let two = r#"{"principal": {"id": "svc", "kind": "service"}, "action": "trigger", "host": "H1."}"#;
+        let body = format!(r#"{{"requests": [{one}, {two}, {one}]}}"#);
+        let expected: Vec<Request> = [one, two, one]
+            .iter()
+            .map(|text| decode_request(&set, &serde_json::from_str(text).unwrap(), 7).unwrap())
+            .collect();
+        assert_eq!(
+            decode_batch(&set, body.as_bytes(), 7, 3),
+            Some(expected.clone())
+        );
+        assert_eq!(
+            decode_batch(&set, br#"{"requests": []}"#, 7, 3),
+            Some(Vec::new())
+        );
+        // A batch of one more than allowed, a request the fast path cannot build, an
+        // unknown or repeated key, trailing text.
+        let refused = [
+            body.clone(),
+            format!(
+                r#"{{"requests": [{one}, {{"principal": {{"id": "a"}}, "action": "launch"}}]}}"#
+            ),
+            format!(r#"{{"requests": [{one}], "extra": 1}}"#),
+            format!(r#"{{"requests": [{one}], "requests": [{one}]}}"#),
+            format!(r#"{{"requests": [{one}]}} x"#),
+            String::from(r#"{"requests": {}}"#),
+            String::from("{}"),
+        ];
+        for (index, body) in refused.iter().enumerate() {
+            let limit = if index == 0 { 2 } else { 3 };
+            assert_eq!(
+                decode_batch(&set, body.as_bytes(), 7, limit),
+                None,
+                "{body}"
+            );
+        }
     }
 
     /// Whatever the tree path refuses, the fast path leaves to it.

@@ -28,6 +28,15 @@ impl Source {
             Source::ExtAuthzGrpc => "ext-authz-grpc",
         }
     }
+
+    /// A decision line from the source through the key of the principal's id.
+    fn line_middle(self) -> &'static [u8] {
+        match self {
+            Source::Api => b",\"source\":\"http\",\"principal\":{\"id\":",
+            Source::ForwardAuth => b",\"source\":\"forward-auth\",\"principal\":{\"id\":",
+            Source::ExtAuthzGrpc => b",\"source\":\"ext-authz-grpc\",\"principal\":{\"id\":",
+        }
+    }
 }
 
 /// Records several decisions as one message of the log, all or none; `false` means the
@@ -44,12 +53,13 @@ pub(crate) fn decisions<'a>(
     let count = decided.len() as u64;
     // Sized for typical lines up front: growing the buffer costs more than the writing.
     let mut bytes = Vec::with_capacity(LINE_BYTES * decided.len());
-    let line = LineConstants {
-        source: source.label(),
-        instance: &state.instance,
+    let line = LineConstants::new(
+        source,
+        &state.instance,
         engine,
         latency_nanos,
-    };
+        decided.len(),
+    );
     with_timestamp(|time| {
         for (request, outcome, sequence) in decided {
             line.write(&mut bytes, time, request, outcome, sequence);
@@ -63,13 +73,40 @@ const LINE_BYTES: usize = 512;
 
 /// What every line of one message shares.
 struct LineConstants<'a> {
-    source: &'static str,
+    source: Source,
     instance: &'a str,
     engine: &'a Engine,
     latency_nanos: u64,
+    /// The policy version the engine answers with, and for a message of several lines
+    /// the end of a line naming it, written once for all of them.
+    version_label: &'a str,
+    tail: Option<Vec<u8>>,
 }
 
-impl LineConstants<'_> {
+impl<'a> LineConstants<'a> {
+    fn new(
+        source: Source,
+        instance: &'a str,
+        engine: &'a Engine,
+        latency_nanos: u64,
+        lines: usize,
+    ) -> LineConstants<'a> {
+        let version_label = engine.version_label();
+        let tail = (lines > 1).then(|| {
+            let mut tail = Vec::with_capacity(128);
+            write_tail(&mut tail, version_label, engine, latency_nanos);
+            tail
+        });
+        LineConstants {
+            source,
+            instance,
+            engine,
+            latency_nanos,
+            version_label,
+            tail,
+        }
+    }
+
     /// One decision-log line, newline included. The keys and their order are the log's
     /// format (spec/server.md); every value is escaped.
     fn write(
@@ -84,9 +121,7 @@ impl LineConstants<'_> {
         json_text::string(out, time);
         out.extend_from_slice(b",\"decision_id\":");
         super::api::write_decision_id(out, self.instance, sequence);
-        out.extend_from_slice(b",\"source\":");
-        json_text::string(out, self.source);
-        out.extend_from_slice(b",\"principal\":{\"id\":");
+        out.extend_from_slice(self.source.line_middle());
         json_text::string(out, &request.principal_id);
         out.extend_from_slice(b",\"kind\":");
         json_text::string(out, request.principal_kind.keyword());
@@ -112,14 +147,24 @@ impl LineConstants<'_> {
         json_text::strings(out, outcome.missing.iter().map(String::as_str));
         out.extend_from_slice(b",\"reason\":");
         json_text::optional_string(out, outcome.reason.as_deref());
-        out.extend_from_slice(b",\"policy_version\":");
-        json_text::string(out, outcome.policy_version);
-        out.extend_from_slice(b",\"git_commit\":");
-        json_text::optional_string(out, self.engine.version().git_commit.as_deref());
-        out.extend_from_slice(b",\"latency_us\":");
-        json_text::micros_from_nanos(out, self.latency_nanos);
-        out.extend_from_slice(b"}\n");
+        match &self.tail {
+            Some(tail) if outcome.policy_version == self.version_label => {
+                out.extend_from_slice(tail);
+            }
+            _ => write_tail(out, outcome.policy_version, self.engine, self.latency_nanos),
+        }
     }
+}
+
+/// The end of a line, from the policy version on.
+fn write_tail(out: &mut Vec<u8>, policy_version: &str, engine: &Engine, latency_nanos: u64) {
+    out.extend_from_slice(b",\"policy_version\":");
+    json_text::string(out, policy_version);
+    out.extend_from_slice(b",\"git_commit\":");
+    json_text::optional_string(out, engine.version().git_commit.as_deref());
+    out.extend_from_slice(b",\"latency_us\":");
+    json_text::micros_from_nanos(out, latency_nanos);
+    out.extend_from_slice(b"}\n");
 }
 
 /// Runs `write` with the current second in RFC 3339, formatted once per second per
@@ -203,15 +248,42 @@ pub(crate) mod tests {
         let decision = engine.decide(&request);
         let mut outcome = Outcome::decided(engine, &request, &decision);
         outcome_of(&mut outcome);
-        let constants = LineConstants {
-            source: Source::Api.label(),
-            instance: "1f2e",
-            engine,
-            latency_nanos: 37_486,
+        line_from(Source::Api, engine, &request, &outcome)
+    }
+
+    /// The line as a message of one line writes it, checked against a message of several,
+    /// whose shared end is written once.
+    fn line_from(
+        source: Source,
+        engine: &Engine,
+        request: &Request,
+        outcome: &Outcome<'_>,
+    ) -> String {
+        let write = |lines| {
+            let constants = LineConstants::new(source, "1f2e", engine, 37_486, lines);
+            let mut out = Vec::new();
+            constants.write(&mut out, "2026-12-03T00:00:00Z", request, outcome, 42);
+            String::from_utf8(out).unwrap()
         };
-        let mut out = Vec::new();
-        constants.write(&mut out, "2026-12-03T00:00:00Z", &request, &outcome, 42);
-        String::from_utf8(out).unwrap()
+        let alone = write(1);
+        assert_eq!(alone, write(2));
+        alone
+    }
+
+    #[test]
+    fn each_source_names_itself() {
+        let engine = engine();
+        let request = engine
+            .request_from_json(&json!({"principal": {"id": "ann"}, "action": "view"}), 0)
+            .unwrap();
+        let decision = engine.decide(&request);
+        let outcome = Outcome::decided(&engine, &request, &decision);
+        for source in [Source::Api, Source::ForwardAuth, Source::ExtAuthzGrpc] {
+            let parsed: Value =
+                serde_json::from_str(&line_from(source, &engine, &request, &outcome)).unwrap();
+            assert_eq!(parsed["source"], source.label());
+            assert_eq!(parsed["principal"]["id"], "ann");
+        }
     }
 
     /// The line is one JSON object with every field the log documents, values escaped.
@@ -268,6 +340,24 @@ pub(crate) mod tests {
             .map(|key| text.find(&format!("\"{key}\":")).unwrap())
             .collect();
         assert!(positions.is_sorted(), "keys out of order: {text}");
+    }
+
+    /// The end of the line is written once per message for the engine's own version; an
+    /// outcome naming another version still gets a line of its own, escaped.
+    #[test]
+    fn an_outcome_of_another_version_gets_its_own_tail() {
+        let engine = engine();
+        let request = json!({"principal": {"id": "ann", "groups": ["ops"]}, "action": "view"});
+        let usual: Value = serde_json::from_str(&line(&engine, &request, |_| {})).unwrap();
+        let other: Value = serde_json::from_str(&line(&engine, &request, |outcome| {
+            outcome.policy_version = "v\"2";
+        }))
+        .unwrap();
+        assert_eq!(usual["policy_version"], json!(engine.version().label()));
+        assert_eq!(other["policy_version"], "v\"2");
+        for field in ["git_commit", "latency_us", "decision", "source"] {
+            assert_eq!(other[field], usual[field], "{field}");
+        }
     }
 
     #[test]
