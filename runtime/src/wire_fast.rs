@@ -70,8 +70,6 @@ impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
     }
 }
 
-/// `{"requests": [...]}`.
-
 struct FastPrincipal<'a> {
     id: Text<'a>,
     kind: Option<Text<'a>>,
