@@ -40,8 +40,9 @@ fn escape(out: &mut Vec<u8>, byte: u8) {
 
 /// Where the first byte that JSON must escape (`"`, `\`, or a control character) is.
 /// Most strings have none, so this looks at eight bytes at a time: a byte-by-byte loop
-/// was most of the cost of writing a decision-log line.
-fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+/// was most of the cost of writing a decision-log line. Reading, the same bytes end a
+/// string or make it need unescaping.
+pub(crate) fn first_to_escape(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
     let mut chunks = bytes.chunks_exact(8);

@@ -5,7 +5,10 @@
 pub mod decision_log;
 mod engine;
 mod git;
-#[cfg(feature = "server")]
+#[cfg_attr(
+    not(feature = "server"),
+    allow(dead_code, reason = "only the server writes and reads raw JSON text")
+)]
 mod json_text;
 mod outcome;
 mod policy_dir;

@@ -16,7 +16,9 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 
-#[derive(Deserialize)]
+mod scan;
+
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FastRequest<'a> {
     #[serde(borrow)]
@@ -35,7 +37,7 @@ struct FastRequest<'a> {
 /// A string borrowed from the body when it has no escapes, copied only when it does.
 /// (`Cow<str>` itself always copies unless a derive marks the very field as borrowed,
 /// which does not reach inside `Option` or `Vec`.)
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Text<'a>(Cow<'a, str>);
 
 impl std::ops::Deref for Text<'_> {
@@ -70,6 +72,7 @@ impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
     }
 }
 
+#[derive(Debug, PartialEq)]
 struct FastPrincipal<'a> {
     id: Text<'a>,
     kind: Option<Text<'a>>,
@@ -128,7 +131,10 @@ impl<'de: 'a, 'a> Visitor<'de> for PrincipalVisitor<'a> {
 
 /// One request, or `None` to take the tree path.
 pub(crate) fn decode(set: &PolicySet, body: &[u8], now: Timestamp) -> Option<Request> {
-    let fast: FastRequest<'_> = serde_json::from_slice(body).ok()?;
+    let fast = match scan::request(body) {
+        Some(fast) => fast,
+        None => serde_json::from_slice(body).ok()?,
+    };
     build(set, fast, now)
 }
 
@@ -139,14 +145,25 @@ pub(crate) fn decode_batch(
     now: Timestamp,
     max_batch: usize,
 ) -> Option<Vec<Request>> {
+    // Sized once: a request's JSON is rarely shorter than this many bytes.
+    let expected = (body.len() / 64).min(max_batch);
+    let mut requests = Vec::with_capacity(expected);
+    let scanned = scan::batch(body, |fast| {
+        if requests.len() == max_batch {
+            return None;
+        }
+        requests.push(build(set, fast, now)?);
+        Some(())
+    });
+    if scanned.is_some() {
+        return Some(requests);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let batch = BatchSeed {
         set,
         now,
         max_batch,
-        // Requests are built as they are read, into a vector sized once: a request's
-        // JSON is rarely shorter than this many bytes.
-        expected: (body.len() / 64).min(max_batch),
+        expected,
     };
     let requests = batch.deserialize(&mut deserializer).ok()?;
     deserializer.end().ok()?;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ir::{
-    ActionId, EntityKind, PRINCIPAL_KIND_ENUM, PolicySet, PrincipalKind, Type, Value,
+    ActionId, AttrDef, EntityKind, PRINCIPAL_KIND_ENUM, PolicySet, PrincipalKind, Type, Value,
     normalize_host_in_place,
 };
 use crate::time::Timestamp;
@@ -326,23 +326,27 @@ fn entity_ref(set: &PolicySet, kind: EntityKind, id: String) -> EntityRef {
 
 /// Attribute values laid out by schema position.
 struct Slots<'a> {
-    set: &'a PolicySet,
-    kind: EntityKind,
+    /// The entity's attributes, looked up once: a request fills several slots.
+    attributes: &'a [AttrDef],
     values: Vec<Option<Value>>,
 }
 
 impl<'a> Slots<'a> {
     fn new(set: &'a PolicySet, kind: EntityKind) -> Slots<'a> {
+        let attributes = set.schema().attributes(kind);
         Slots {
-            set,
-            kind,
-            values: vec![None; set.schema().attributes(kind).len()],
+            attributes,
+            values: vec![None; attributes.len()],
         }
     }
 
+    /// Built-ins come first in the schema, so they are found at once.
     fn put(&mut self, name: &str, value: Value) {
-        if let Some(slot) = self.set.schema().slot(self.kind, name)
-            && let Some(slot) = self.values.get_mut(slot as usize)
+        if let Some(slot) = self
+            .attributes
+            .iter()
+            .position(|attribute| attribute.name == name)
+            && let Some(slot) = self.values.get_mut(slot)
         {
             *slot = Some(value);
         }
