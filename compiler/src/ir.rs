@@ -393,6 +393,67 @@ pub struct PolicySet {
     pub(crate) inventory: Inventory,
     pub(crate) rules: Vec<Rule>,
     pub(crate) tests: Vec<TestCase>,
+    pub(crate) builtins_read: BuiltinsRead,
+}
+
+/// Which built-in attributes that cost an allocation some rule's condition reads. A
+/// request fills in only those: nothing else looks at them, and building them for every
+/// decision was a good part of its cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BuiltinsRead {
+    pub(crate) principal_id: bool,
+    pub(crate) principal_groups: bool,
+    pub(crate) dag_id: bool,
+    pub(crate) host_id: bool,
+}
+
+impl BuiltinsRead {
+    pub(crate) fn of(rules: &[Rule]) -> BuiltinsRead {
+        let mut read = BuiltinsRead::default();
+        for rule in rules {
+            let filters = [&rule.dag, &rule.host]
+                .into_iter()
+                .filter_map(|entity| entity.as_ref()?.filter.as_ref());
+            for cond in rule.conditions.iter().chain(filters) {
+                read.note_cond(cond);
+            }
+        }
+        read
+    }
+
+    fn note_cond(&mut self, cond: &Cond) {
+        match cond {
+            Cond::Bool(term) => self.note_term(term),
+            Cond::Not(inner) => self.note_cond(inner),
+            Cond::And(all) | Cond::Or(all) => all.iter().for_each(|cond| self.note_cond(cond)),
+            Cond::Has(path) => self.note_path(path),
+            Cond::Compare { left, right, .. } => {
+                self.note_term(left);
+                self.note_term(right);
+            }
+            Cond::In { element, set } => {
+                self.note_term(element);
+                self.note_term(set);
+            }
+        }
+    }
+
+    fn note_term(&mut self, term: &Term) {
+        match term {
+            Term::Literal(_) => {}
+            Term::Attr(path) | Term::TimePart(path, _) => self.note_path(path),
+        }
+    }
+
+    fn note_path(&mut self, path: &AttrPath) {
+        match (path.entity, path.attr.as_str()) {
+            (EntityKind::Principal, "id") => self.principal_id = true,
+            (EntityKind::Principal, "groups") => self.principal_groups = true,
+            (EntityKind::Dag, "id") => self.dag_id = true,
+            (EntityKind::Host, "id") => self.host_id = true,
+            _ => {}
+        }
+    }
 }
 
 impl PolicySet {

@@ -13,7 +13,7 @@ mod values;
 use std::collections::BTreeMap;
 
 use crate::diag::{self, Code, Diagnostic};
-use crate::ir::{EntityKind, PolicySet, Schema};
+use crate::ir::{BuiltinsRead, EntityKind, PolicySet, Schema};
 use crate::resolve::resolve;
 use crate::source::{FileId, SourceSet, Span};
 use crate::suggest;
@@ -207,6 +207,7 @@ pub fn analyze(sources: &SourceSet, options: &CheckOptions) -> Analysis {
     let policy_set = (!diagnostics.iter().any(Diagnostic::is_error)).then(|| PolicySet {
         schema,
         inventory,
+        builtins_read: BuiltinsRead::of(&checked_rules),
         rules: checked_rules,
         tests: checked_tests,
     });

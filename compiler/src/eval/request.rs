@@ -286,16 +286,21 @@ impl<'s> RequestBuilder<'s> {
         } = self;
         groups.sort_unstable();
         groups.dedup();
-        principal.put("id", Value::String(principal_id.clone()));
+        let read = set.builtins_read;
+        if read.principal_id {
+            principal.put("id", Value::String(principal_id.clone()));
+        }
         let kind_index = match principal_kind {
             PrincipalKind::Service => 1,
             PrincipalKind::User | PrincipalKind::Group => 0,
         };
         principal.put("kind", Value::Enum(PRINCIPAL_KIND_ENUM, kind_index));
-        principal.put(
-            "groups",
-            Value::Set(groups.iter().cloned().map(Value::String).collect()),
-        );
+        if read.principal_groups {
+            principal.put(
+                "groups",
+                Value::Set(groups.iter().cloned().map(Value::String).collect()),
+            );
+        }
         context.put("time", Value::Time(time));
         Request {
             principal_id,
@@ -303,10 +308,10 @@ impl<'s> RequestBuilder<'s> {
             groups: groups.into_boxed_slice(),
             principal: principal.values,
             action,
-            dag: dag.map(|id| entity_ref(set, EntityKind::Dag, id)),
+            dag: dag.map(|id| entity_ref(set, EntityKind::Dag, id, read.dag_id)),
             host: host.map(|mut id| {
                 normalize_host_in_place(&mut id);
-                entity_ref(set, EntityKind::Host, id)
+                entity_ref(set, EntityKind::Host, id, read.host_id)
             }),
             time,
             context: context.values,
@@ -315,9 +320,13 @@ impl<'s> RequestBuilder<'s> {
     }
 }
 
-fn entity_ref(set: &PolicySet, kind: EntityKind, id: String) -> EntityRef {
+/// `read_id`: whether some rule reads the built-in `id`, which only then is copied into
+/// its slot.
+fn entity_ref(set: &PolicySet, kind: EntityKind, id: String, read_id: bool) -> EntityRef {
     let mut slots = Slots::new(set, kind);
-    slots.put("id", Value::String(id.clone()));
+    if read_id {
+        slots.put("id", Value::String(id.clone()));
+    }
     EntityRef {
         id,
         values: slots.values,
@@ -406,6 +415,7 @@ mod tests {
     #![allow(
         clippy::unwrap_used,
         clippy::expect_used,
+        clippy::indexing_slicing,
         reason = "tests fail loudly by design"
     )]
 
@@ -457,6 +467,66 @@ mod tests {
         assert_eq!(built, Request::new(&set, parts).unwrap());
         assert_eq!(&*built.groups, ["dev", "ops"]);
         assert_eq!(built.host.unwrap().id, "worker-01");
+    }
+
+    fn checked(text: &str) -> PolicySet {
+        let mut sources = SourceSet::new();
+        sources.add("main.gate", text);
+        crate::analyze(&sources, &crate::check::CheckOptions::at(0))
+            .policy_set
+            .expect("the policy checks")
+    }
+
+    fn request_to(set: &PolicySet) -> Request {
+        let action = set.schema().action("view").unwrap();
+        let mut builder =
+            RequestBuilder::new(set, String::from("ann"), PrincipalKind::User, action, 5);
+        builder.group("ops");
+        builder.dag("etl");
+        builder.host("w1");
+        builder.build()
+    }
+
+    /// A built-in some rule reads is there for it, to both evaluators; one no rule reads
+    /// is left out, which changes no decision.
+    #[test]
+    fn built_ins_are_filled_in_when_a_rule_reads_them() {
+        for condition in [
+            "principal.id == \"ann\"",
+            "\"ops\" in principal.groups",
+            "dag.id == \"etl\"",
+            "host.id == \"w1\"",
+        ] {
+            let set = checked(&format!(
+                "actions {{ view }}\npermit view when {condition};\n"
+            ));
+            let request = request_to(&set);
+            let table = crate::lower::lower(&set);
+            let mut decision = crate::eval::Decision::default();
+            table.decide(&request, &mut table.scratch(), &mut decision);
+            assert!(decision.allow, "{condition}: {decision:?}");
+            assert!(
+                crate::eval::decide_reference(&set, &request).allow,
+                "{condition}"
+            );
+        }
+        let set = checked("actions { view }\npermit view to group \"ops\";\n");
+        let request = request_to(&set);
+        let slot = |kind, name| set.schema().slot(kind, name).unwrap() as usize;
+        assert_eq!(request.principal[slot(EntityKind::Principal, "id")], None);
+        assert_eq!(
+            request.principal[slot(EntityKind::Principal, "groups")],
+            None
+        );
+        assert_eq!(
+            request.dag.as_ref().unwrap().values[slot(EntityKind::Dag, "id")],
+            None
+        );
+        assert_eq!(
+            request.host.as_ref().unwrap().values[slot(EntityKind::Host, "id")],
+            None
+        );
+        assert!(crate::eval::decide_reference(&set, &request).allow);
     }
 
     #[test]
