@@ -222,6 +222,11 @@ pub enum IdPattern {
         source: String,
         prefix: String,
     },
+    /// `"*@partner.example"`, the next most common.
+    Suffix {
+        source: String,
+        suffix: String,
+    },
     Glob {
         source: String,
         regex: Regex,
@@ -237,6 +242,7 @@ impl IdPattern {
         match self {
             IdPattern::Exact(exact) => exact == id,
             IdPattern::Prefix { prefix, .. } => id.starts_with(prefix.as_str()),
+            IdPattern::Suffix { suffix, .. } => id.ends_with(suffix.as_str()),
             IdPattern::Glob { regex, .. } | IdPattern::Regex { regex, .. } => regex.is_match(id),
         }
     }
@@ -253,6 +259,7 @@ impl fmt::Display for IdPattern {
         match self {
             IdPattern::Exact(text)
             | IdPattern::Prefix { source: text, .. }
+            | IdPattern::Suffix { source: text, .. }
             | IdPattern::Glob { source: text, .. } => {
                 write!(f, "{text:?}")
             }

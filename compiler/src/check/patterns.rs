@@ -68,6 +68,15 @@ pub(crate) fn compile(
                     source: text,
                 });
             }
+            if let Some(suffix) = text
+                .strip_prefix('*')
+                .filter(|suffix| !suffix.contains(['*', '?', '[', ']']))
+            {
+                return Some(IdPattern::Suffix {
+                    suffix: suffix.to_owned(),
+                    source: text,
+                });
+            }
             let translated = match glob_to_regex(&text) {
                 Ok(translated) => translated,
                 Err((offset, message)) => {
@@ -210,7 +219,72 @@ fn glob_to_regex(glob: &str) -> Result<String, (usize, &'static str)> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly by design")]
+
     use super::*;
+
+    /// The two commonest globs skip the automaton; they match what it would.
+    #[test]
+    fn prefix_and_suffix_globs_match_as_the_automaton_does() {
+        let cache = RefCell::new(RegexCache::default());
+        let file = crate::source::SourceSet::new().add("test.gate", "");
+        let compiled = |text: &str, case| {
+            let pattern = Pattern {
+                kind: PatternKind::Text(text.to_owned()),
+                span: Span::new(file, 0, text.len() + 2),
+            };
+            compile(&pattern, case, &cache, &mut Vec::new()).unwrap()
+        };
+        let cases = [
+            (
+                "etl_*",
+                IdCase::Exact,
+                vec!["etl_daily", "etl_", "ETL_daily", "x_etl_"],
+            ),
+            (
+                "*@partner.example",
+                IdCase::Exact,
+                vec![
+                    "bob@partner.example",
+                    "@partner.example",
+                    "bob@partner.example.com",
+                    "bob@Partner.example",
+                ],
+            ),
+            (
+                "*.corp.example",
+                IdCase::Host,
+                vec!["db1.corp.example", "corp.example", "db1.corp.example.org"],
+            ),
+            ("*", IdCase::Exact, vec!["", "anything"]),
+        ];
+        for (text, case, ids) in cases {
+            let fast = compiled(text, case);
+            assert!(
+                matches!(fast, IdPattern::Prefix { .. } | IdPattern::Suffix { .. }),
+                "{text}"
+            );
+            let automaton = cache
+                .borrow_mut()
+                .build(&glob_to_regex(text).unwrap(), case == IdCase::Host)
+                .unwrap();
+            for id in ids {
+                assert_eq!(
+                    fast.matches(id),
+                    automaton.is_match(id),
+                    "{text} against {id}"
+                );
+            }
+        }
+        assert!(matches!(
+            compiled("a*b", IdCase::Exact),
+            IdPattern::Glob { .. }
+        ));
+        assert!(matches!(
+            compiled("*a?", IdCase::Exact),
+            IdPattern::Glob { .. }
+        ));
+    }
 
     #[test]
     fn globs_translate_and_reject_bad_classes() {
