@@ -135,7 +135,7 @@ pub(crate) fn decode(set: &PolicySet, body: &[u8], now: Timestamp) -> Option<Req
         Some(fast) => fast,
         None => serde_json::from_slice(body).ok()?,
     };
-    build(set, fast, now)
+    build(set, &fast, now)
 }
 
 /// A batch, or `None` to take the tree path (which also reports an oversized batch).
@@ -238,14 +238,14 @@ impl<'de> Visitor<'de> for RequestsSeed<'_> {
                 return Err(de::Error::custom("left to the tree path"));
             }
             let request =
-                build(set, fast, now).ok_or_else(|| de::Error::custom("left to the tree path"))?;
+                build(set, &fast, now).ok_or_else(|| de::Error::custom("left to the tree path"))?;
             requests.push(request);
         }
         Ok(requests)
     }
 }
 
-fn build(set: &PolicySet, fast: FastRequest<'_>, now: Timestamp) -> Option<Request> {
+fn build(set: &PolicySet, fast: &FastRequest<'_>, now: Timestamp) -> Option<Request> {
     let principal_kind = match fast.principal.kind.as_deref() {
         None | Some("user") => PrincipalKind::User,
         Some("service") => PrincipalKind::Service,
@@ -254,7 +254,7 @@ fn build(set: &PolicySet, fast: FastRequest<'_>, now: Timestamp) -> Option<Reque
     let action = set.schema().action(&fast.action)?;
     let mut request = RequestBuilder::new(
         set,
-        fast.principal.id.0.into_owned(),
+        fast.principal.id.to_string(),
         principal_kind,
         action,
         now,
