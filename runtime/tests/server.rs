@@ -116,6 +116,42 @@ fn decides_and_reports_the_policy() {
     );
 }
 
+/// The decision routes skip the router; their neighbours — another method, a trailing
+/// slash, a query string — are answered as before, every 4xx with a JSON error.
+#[test]
+fn the_decision_routes_and_their_neighbours() {
+    let address = start(ServerConfig::default());
+    let request = json!({"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": "stg-af-worker-01", "context": {"time": "2026-11-24T10:00:00Z"}});
+    let (status, answer) = post(address, "/v1/decide?trace=1", &request);
+    assert_eq!((status, answer["decision"].as_str()), (200, Some("allow")));
+    for (method, path, expected, code) in [
+        ("GET", "/v1/decide", 405, "method-not-allowed"),
+        ("PUT", "/v1/decide/batch", 405, "method-not-allowed"),
+        ("POST", "/v1/decide/", 404, "not-found"),
+        ("POST", "/V1/DECIDE", 404, "not-found"),
+    ] {
+        let (status, body) = call(address, method, path, request.to_string().as_bytes());
+        assert_eq!(status, expected, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+    }
+    let mut stream = TcpStream::connect(address).unwrap();
+    let body = request.to_string();
+    write!(
+        stream,
+        "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{response}"
+    );
+}
+
 #[test]
 fn bad_input_gets_a_4xx_naming_the_field_and_the_server_keeps_serving() {
     let log =

@@ -113,6 +113,38 @@ fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiErr
     result
 }
 
+/// A route the connection answers without the router: the two decision endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HotRoute {
+    Decide,
+    DecideBatch,
+}
+
+pub(crate) fn hot_route(method: &axum::http::Method, path: &str) -> Option<HotRoute> {
+    if method != axum::http::Method::POST {
+        return None;
+    }
+    match path {
+        "/v1/decide" => Some(HotRoute::Decide),
+        "/v1/decide/batch" => Some(HotRoute::DecideBatch),
+        _ => None,
+    }
+}
+
+/// Answers a hot route as the router would: the same handler, the same response.
+pub(crate) async fn answer_hot(
+    route: HotRoute,
+    state: Arc<AppState>,
+    request: axum::http::Request<hyper::body::Incoming>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let body = Body::new(request.into_body());
+    match route {
+        HotRoute::Decide => decide(State(state), body).await.into_response(),
+        HotRoute::DecideBatch => decide_batch(State(state), body).await.into_response(),
+    }
+}
+
 pub(crate) async fn decide(
     State(state): State<Arc<AppState>>,
     body: Body,
@@ -408,6 +440,24 @@ pub(crate) async fn not_found(State(state): State<Arc<AppState>>) -> ApiError {
     match counted(&state, Err::<(), _>(error)) {
         Err(error) => error,
         Ok(()) => ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint"),
+    }
+}
+
+/// A known path asked with a method it does not serve; the `Allow` header names those
+/// it does.
+pub(crate) async fn method_not_allowed(State(state): State<Arc<AppState>>) -> ApiError {
+    let error = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this endpoint does not take that method; see /v1/openapi.json",
+    );
+    match counted(&state, Err::<(), _>(error)) {
+        Err(error) => error,
+        Ok(()) => ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "method not allowed",
+        ),
     }
 }
 

@@ -78,6 +78,7 @@ fn refusal(error: &hyper::Error, limits: &ConnectionLimits) -> Option<ApiError> 
 pub(crate) async fn accept(
     listener: tokio::net::TcpListener,
     router: Router,
+    state: std::sync::Arc<super::AppState>,
     limits: ConnectionLimits,
     tls: Option<tokio_rustls::TlsAcceptor>,
     refused: Refused,
@@ -98,11 +99,25 @@ pub(crate) async fn accept(
             () = &mut shutdown => break,
         };
         let router = router.clone();
+        let state = state.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request
-                .extensions_mut()
-                .insert(ConnectInfo::<SocketAddr>(peer));
-            router.clone().call(request)
+            // The decision routes, nearly all the traffic, skip the router's matching and
+            // boxing; everything else, including other methods on those paths, goes
+            // through it.
+            let hot = super::api::hot_route(request.method(), request.uri().path());
+            let state = state.clone();
+            let mut router = router.clone();
+            async move {
+                match hot {
+                    Some(route) => Ok(super::api::answer_hot(route, state, request).await),
+                    None => {
+                        request
+                            .extensions_mut()
+                            .insert(ConnectInfo::<SocketAddr>(peer));
+                        router.call(request).await
+                    }
+                }
+            }
         });
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())

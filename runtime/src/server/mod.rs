@@ -161,6 +161,7 @@ fn router(state: Arc<AppState>) -> Router {
             any(forward_auth::forward_auth),
         )
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(state)
 }
 
@@ -243,6 +244,7 @@ pub async fn serve(
     listen::accept(
         listeners.http,
         router(state.clone()),
+        state.clone(),
         state.config.limits,
         acceptor,
         {
