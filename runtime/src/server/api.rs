@@ -94,6 +94,11 @@ pub(crate) fn write_decision_id(out: &mut Vec<u8>, instance: &str, sequence: u64
 fn write_decision_id_text(out: &mut Vec<u8>, instance: &str, sequence: u64) {
     out.extend_from_slice(instance.as_bytes());
     out.push(b'-');
+    write_decision_sequence(out, sequence);
+}
+
+/// The part of a decision id after the instance and its dash.
+pub(crate) fn write_decision_sequence(out: &mut Vec<u8>, sequence: u64) {
     // At least ten digits, zero-padded, so ids of one instance sort as they were given.
     json_text::padded(out, sequence, 10);
 }
@@ -343,21 +348,50 @@ fn answer_all(
     if shape == Shape::Batch {
         body.extend_from_slice(b"{\"answers\":[");
     }
-    for (index, (outcome, sequence)) in outcomes.iter().zip(first..).enumerate() {
-        if index > 0 {
-            body.push(b',');
-        }
-        write_answer(&mut body, outcome, &state.instance, sequence);
-    }
+    write_answers(&mut body, engine, &outcomes, &state.instance, first);
     if shape == Shape::Batch {
         body.extend_from_slice(b"]}");
     }
     body
 }
 
+/// Answers separated by commas, their ids numbered from `first`. The version and the
+/// instance part of the id, the same in every answer of the engine's own version, are
+/// written once and copied after.
+fn write_answers(
+    body: &mut Vec<u8>,
+    engine: &Engine,
+    outcomes: &[Outcome<'_>],
+    instance: &str,
+    first: u64,
+) {
+    let mut shared: Option<(usize, usize)> = None;
+    for (index, (outcome, sequence)) in outcomes.iter().zip(first..).enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        write_answer_start(body, outcome);
+        match shared {
+            Some((start, end)) if outcome.policy_version == engine.version_label() => {
+                body.extend_from_within(start..end);
+            }
+            _ => {
+                let start = body.len();
+                write_answer_version(body, outcome, instance);
+                if outcome.policy_version == engine.version_label() {
+                    shared = Some((start, body.len()));
+                }
+            }
+        }
+        write_decision_sequence(body, sequence);
+        body.extend_from_slice(b"\"}");
+    }
+}
+
 /// One answer: `{decision, deciding, missing, reason?, policy_version, decision_id}`, the
-/// shape `/v1/openapi.json` documents.
-fn write_answer(out: &mut Vec<u8>, outcome: &Outcome<'_>, instance: &str, sequence: u64) {
+/// shape `/v1/openapi.json` documents; written in two parts around what answers share.
+/// An answer up to its policy version.
+fn write_answer_start(out: &mut Vec<u8>, outcome: &Outcome<'_>) {
     out.extend_from_slice(b"{\"decision\":");
     json_text::string(out, outcome.decision());
     out.extend_from_slice(b",\"deciding\":");
@@ -368,11 +402,15 @@ fn write_answer(out: &mut Vec<u8>, outcome: &Outcome<'_>, instance: &str, sequen
         out.extend_from_slice(b",\"reason\":");
         json_text::string(out, reason);
     }
+}
+
+/// The policy version, then the decision id up to its sequence number.
+fn write_answer_version(out: &mut Vec<u8>, outcome: &Outcome<'_>, instance: &str) {
     out.extend_from_slice(b",\"policy_version\":");
     json_text::string(out, outcome.policy_version);
-    out.extend_from_slice(b",\"decision_id\":");
-    write_decision_id(out, instance, sequence);
-    out.push(b'}');
+    out.extend_from_slice(b",\"decision_id\":\"");
+    out.extend_from_slice(instance.as_bytes());
+    out.push(b'-');
 }
 
 #[derive(Serialize)]
@@ -466,6 +504,7 @@ mod tests {
     #![allow(
         clippy::unwrap_used,
         clippy::expect_used,
+        clippy::indexing_slicing,
         reason = "tests fail loudly by design"
     )]
 
@@ -483,19 +522,41 @@ mod tests {
             json!({"principal": {"id": "bob\"", "groups": ["ops"]}, "action": "trigger"}),
             json!({"principal": {"id": "cy"}, "action": "view"}),
         ];
-        for request in &requests {
-            let request = engine.request_from_json(request, 0).unwrap();
-            let decision = engine.decide(&request);
-            let outcome = Outcome::decided(&engine, &request, &decision);
-            let mut written = Vec::new();
-            write_answer(&mut written, &outcome, "9ab", 7);
-            let serialized = serde_json::to_string(&engine.answer(&request, &decision)).unwrap();
-            let expected = format!(
-                "{},\"decision_id\":\"9ab-0000000007\"}}",
-                serialized.strip_suffix('}').unwrap()
-            );
-            assert_eq!(String::from_utf8(written).unwrap(), expected);
-        }
+        let requests: Vec<Request> = requests
+            .iter()
+            .map(|request| engine.request_from_json(request, 0).unwrap())
+            .collect();
+        let decisions: Vec<Decision> = requests
+            .iter()
+            .map(|request| engine.decide(request))
+            .collect();
+        let mut outcomes: Vec<Outcome<'_>> = requests
+            .iter()
+            .zip(&decisions)
+            .map(|(request, decision)| Outcome::decided(&engine, request, decision))
+            .collect();
+        // An answer of another version among them keeps its own.
+        outcomes[1].policy_version = "v\"2";
+        let mut written = Vec::new();
+        write_answers(&mut written, &engine, &outcomes, "9ab", 7);
+        let expected: Vec<String> = requests
+            .iter()
+            .zip(&decisions)
+            .zip(7..)
+            .enumerate()
+            .map(|(index, ((request, decision), sequence))| {
+                let mut answer = engine.answer(request, decision);
+                if index == 1 {
+                    answer.policy_version = String::from("v\"2");
+                }
+                let serialized = serde_json::to_string(&answer).unwrap();
+                format!(
+                    "{},\"decision_id\":\"9ab-{sequence:010}\"}}",
+                    serialized.strip_suffix('}').unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(String::from_utf8(written).unwrap(), expected.join(","));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Decision-log entries for the HTTP API: one per decision, one per rejected request.
 
+use std::cell::Cell;
+
 use compiler::eval::Request;
 use serde_json::json;
 
@@ -53,13 +55,7 @@ pub(crate) fn decisions<'a>(
     let count = decided.len() as u64;
     // Sized for typical lines up front: growing the buffer costs more than the writing.
     let mut bytes = Vec::with_capacity(LINE_BYTES * decided.len());
-    let line = LineConstants::new(
-        source,
-        &state.instance,
-        engine,
-        latency_nanos,
-        decided.len(),
-    );
+    let line = LineConstants::new(source, &state.instance, engine, latency_nanos);
     with_timestamp(|time| {
         for (request, outcome, sequence) in decided {
             line.write(&mut bytes, time, request, outcome, sequence);
@@ -71,16 +67,19 @@ pub(crate) fn decisions<'a>(
 /// Bytes of one decision line, give or take.
 const LINE_BYTES: usize = 512;
 
-/// What every line of one message shares.
+/// What every line of one message shares. The first line writes its start (time and
+/// the instance part of the decision id) and its end (policy version, commit, latency);
+/// the lines after it copy both from the first rather than writing them again.
 struct LineConstants<'a> {
     source: Source,
     instance: &'a str,
     engine: &'a Engine,
     latency_nanos: u64,
-    /// The policy version the engine answers with, and for a message of several lines
-    /// the end of a line naming it, written once for all of them.
+    /// The policy version the engine answers with: lines naming it share their end.
     version_label: &'a str,
-    tail: Option<Vec<u8>>,
+    /// Where the first line's shared start and end are in the message, once written.
+    head: Cell<Option<(usize, usize)>>,
+    tail: Cell<Option<(usize, usize)>>,
 }
 
 impl<'a> LineConstants<'a> {
@@ -89,26 +88,21 @@ impl<'a> LineConstants<'a> {
         instance: &'a str,
         engine: &'a Engine,
         latency_nanos: u64,
-        lines: usize,
     ) -> LineConstants<'a> {
-        let version_label = engine.version_label();
-        let tail = (lines > 1).then(|| {
-            let mut tail = Vec::with_capacity(128);
-            write_tail(&mut tail, version_label, engine, latency_nanos);
-            tail
-        });
         LineConstants {
             source,
             instance,
             engine,
             latency_nanos,
-            version_label,
-            tail,
+            version_label: engine.version_label(),
+            head: Cell::new(None),
+            tail: Cell::new(None),
         }
     }
 
-    /// One decision-log line, newline included. The keys and their order are the log's
-    /// format (spec/server.md); every value is escaped.
+    /// One decision-log line, newline included, appended to the message in `out`. The
+    /// keys and their order are the log's format (spec/server.md); every value is
+    /// escaped.
     fn write(
         &self,
         out: &mut Vec<u8>,
@@ -117,10 +111,20 @@ impl<'a> LineConstants<'a> {
         outcome: &Outcome<'_>,
         sequence: u64,
     ) {
-        out.extend_from_slice(b"{\"time\":");
-        json_text::string(out, time);
-        out.extend_from_slice(b",\"decision_id\":");
-        super::api::write_decision_id(out, self.instance, sequence);
+        match self.head.get() {
+            Some((start, end)) => out.extend_from_within(start..end),
+            None => {
+                let start = out.len();
+                out.extend_from_slice(b"{\"time\":");
+                json_text::string(out, time);
+                out.extend_from_slice(b",\"decision_id\":\"");
+                out.extend_from_slice(self.instance.as_bytes());
+                out.push(b'-');
+                self.head.set(Some((start, out.len())));
+            }
+        }
+        super::api::write_decision_sequence(out, sequence);
+        out.push(b'"');
         out.extend_from_slice(self.source.line_middle());
         json_text::string(out, &request.principal_id);
         out.extend_from_slice(b",\"kind\":");
@@ -147,11 +151,17 @@ impl<'a> LineConstants<'a> {
         json_text::strings(out, outcome.missing.iter().map(String::as_str));
         out.extend_from_slice(b",\"reason\":");
         json_text::optional_string(out, outcome.reason.as_deref());
-        match &self.tail {
-            Some(tail) if outcome.policy_version == self.version_label => {
-                out.extend_from_slice(tail);
+        if outcome.policy_version != self.version_label {
+            write_tail(out, outcome.policy_version, self.engine, self.latency_nanos);
+            return;
+        }
+        match self.tail.get() {
+            Some((start, end)) => out.extend_from_within(start..end),
+            None => {
+                let start = out.len();
+                write_tail(out, self.version_label, self.engine, self.latency_nanos);
+                self.tail.set(Some((start, out.len())));
             }
-            _ => write_tail(out, outcome.policy_version, self.engine, self.latency_nanos),
         }
     }
 }
@@ -251,23 +261,74 @@ pub(crate) mod tests {
         line_from(Source::Api, engine, &request, &outcome)
     }
 
-    /// The line as a message of one line writes it, checked against a message of several,
-    /// whose shared end is written once.
+    /// One message of lines, as `decisions` writes them.
+    fn message(source: Source, engine: &Engine, lines: &[(&Request, &Outcome<'_>, u64)]) -> String {
+        let constants = LineConstants::new(source, "1f2e", engine, 37_486);
+        let mut out = Vec::new();
+        for (request, outcome, sequence) in lines {
+            constants.write(
+                &mut out,
+                "2026-12-03T00:00:00Z",
+                request,
+                outcome,
+                *sequence,
+            );
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The line as a message of one line writes it, checked against the same decision
+    /// later in a message, whose shared start and end are copied from its first line.
     fn line_from(
         source: Source,
         engine: &Engine,
         request: &Request,
         outcome: &Outcome<'_>,
     ) -> String {
-        let write = |lines| {
-            let constants = LineConstants::new(source, "1f2e", engine, 37_486, lines);
-            let mut out = Vec::new();
-            constants.write(&mut out, "2026-12-03T00:00:00Z", request, outcome, 42);
-            String::from_utf8(out).unwrap()
-        };
-        let alone = write(1);
-        assert_eq!(alone, write(2));
+        let alone = message(source, engine, &[(request, outcome, 42)]);
+        let several = message(
+            source,
+            engine,
+            &[
+                (request, outcome, 41),
+                (request, outcome, 42),
+                (request, outcome, 43),
+            ],
+        );
+        let lines: Vec<&str> = several.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(format!("{}\n", lines[1]), alone);
+        assert_eq!(lines[2], lines[1].replace("-0000000042\"", "-0000000043\""));
         alone
+    }
+
+    /// Lines of another version than the engine's, among lines of its own, keep theirs.
+    #[test]
+    fn a_message_of_mixed_versions_keeps_each() {
+        let engine = engine();
+        let request = engine
+            .request_from_json(&json!({"principal": {"id": "ann"}, "action": "view"}), 0)
+            .unwrap();
+        let decision = engine.decide(&request);
+        let usual = Outcome::decided(&engine, &request, &decision);
+        let mut other = Outcome::decided(&engine, &request, &decision);
+        other.policy_version = "v2";
+        let text = message(
+            Source::Api,
+            &engine,
+            &[
+                (&request, &other, 1),
+                (&request, &usual, 2),
+                (&request, &other, 3),
+                (&request, &usual, 4),
+            ],
+        );
+        let versions: Vec<String> = text
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap()["policy_version"].to_string())
+            .collect();
+        let label = format!("{:?}", engine.version().label());
+        assert_eq!(versions, ["\"v2\"", &label, "\"v2\"", &label]);
     }
 
     #[test]
