@@ -83,14 +83,8 @@ fn sequences(state: &AppState, count: usize) -> u64 {
     state.decisions.fetch_add(count as u64, Ordering::Relaxed)
 }
 
-/// A decision's id, `<instance>-<sequence>`, quoted as a JSON string. The instance is
-/// hexadecimal and the sequence decimal, so nothing needs escaping.
-pub(crate) fn write_decision_id(out: &mut Vec<u8>, instance: &str, sequence: u64) {
-    out.push(b'"');
-    write_decision_id_text(out, instance, sequence);
-    out.push(b'"');
-}
-
+/// A decision's id, `<instance>-<sequence>`. The instance is hexadecimal and the
+/// sequence decimal, so it never needs escaping in JSON.
 fn write_decision_id_text(out: &mut Vec<u8>, instance: &str, sequence: u64) {
     out.extend_from_slice(instance.as_bytes());
     out.push(b'-');
