@@ -3,12 +3,17 @@
 # (benches/src/bin/sidecar_fixture.rs): the same rules, entities and 256 requests, first
 # checked to get the same answers from both, then each server loaded with wrk for 10 s at
 # 64 connections on loopback. Needs wrk, curl, python3 and cedar-agent
-# (`cargo install cedar-agent`; or set CEDAR_AGENT to its path).
+# (`cargo install cedar-agent`; or set CEDAR_AGENT to its path). FLOWGATE_ONLY=1 times
+# Flowgate alone on the same scenario, without cedar-agent. FLOWGATE_ARGS adds options to
+# `flowgate serve` and WRK_THREADS sets wrk's threads (default 2), for instance
+# FLOWGATE_ARGS="--workers 1" WRK_THREADS=1 to give each side a core.
 # Usage: benches/http/cedar_agent.sh [RULES ...]   (default: 10 1000 10000; from the repo root)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+only="${FLOWGATE_ONLY:-}"
 agent="${CEDAR_AGENT:-$(command -v cedar-agent || true)}"
-[ -x "$agent" ] || { echo "cedar-agent not found: cargo install cedar-agent, or set CEDAR_AGENT" >&2; exit 2; }
+[ -n "$only" ] || [ -x "$agent" ] || { echo "cedar-agent not found: cargo install cedar-agent, or set CEDAR_AGENT (or FLOWGATE_ONLY=1)" >&2; exit 2; }
+read -r -a flowgate_args <<< "${FLOWGATE_ARGS:-}"
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10 1000 10000)
 cargo build --release -q -p flowgate
@@ -22,7 +27,7 @@ wait_for() { for _ in $(seq 600); do curl -s -o /dev/null "$1" && return 0; slee
 
 # "requests/s p99" of a 10 s wrk run.
 load() {
-  BODIES="$2" wrk -t2 -c64 -d10s --timeout 30s --latency -s "$here/rotate.lua" "$1" |
+  BODIES="$2" wrk "-t${WRK_THREADS:-2}" -c64 -d10s --timeout 30s --latency -s "$here/rotate.lua" "$1" |
     awk '/^ +99%/ {p99=$2} /^Requests\/sec/ {rps=$2} END {print rps, p99}'
 }
 
@@ -31,8 +36,17 @@ for rules in "${sizes[@]}"; do
   work="$(mktemp -d)"
   ./target/release/sidecar_fixture "$rules" "$work"
   ./target/release/flowgate serve "$work/flowgate" --listen "127.0.0.1:$flowgate_port" \
-    --decision-log "$work/decisions.log" --no-watch 2>/dev/null &
+    --decision-log "$work/decisions.log" --no-watch "${flowgate_args[@]}" 2>/dev/null &
   pids+=($!)
+  wait_for "http://127.0.0.1:$flowgate_port/readyz"
+  if [ -n "$only" ]; then
+    read -r ours ours_p99 < <(load "http://127.0.0.1:$flowgate_port/v1/decide" "$work/flowgate-requests.jsonl")
+    printf '| %s | %s | %s | — | — | — |\n' "$rules" "$ours" "$ours_p99" >> "$RESULTS"
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    pids=()
+    rm -rf "$work"
+    continue
+  fi
   "$agent" --addr 127.0.0.1 --port "$agent_port" --policies "$work/cedar-policies.json" \
     --data "$work/cedar-entities.json" >/dev/null 2>&1 &
   pids+=($!)
