@@ -53,6 +53,21 @@ impl<'a> Outcome<'a> {
         self.deciding.iter().map(|index| engine.rule_id(*index))
     }
 
+    /// `"decision":…,"deciding":[…],"missing":[…]`, the fields answers and decision-log
+    /// lines both carry, in that order.
+    #[cfg_attr(
+        not(feature = "server"),
+        allow(dead_code, reason = "only the server writes raw JSON")
+    )]
+    pub(crate) fn write_verdict(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"\"decision\":");
+        crate::json_text::string(out, self.decision());
+        out.extend_from_slice(b",\"deciding\":");
+        crate::json_text::strings(out, self.deciding());
+        out.extend_from_slice(b",\"missing\":");
+        crate::json_text::strings(out, self.missing.iter().map(String::as_str));
+    }
+
     /// A deny that says the log refused the decision: what a caller gets when the
     /// decision could not be recorded.
     #[cfg_attr(

@@ -428,15 +428,10 @@ mod tests {
     use crate::source::SourceSet;
 
     fn set() -> PolicySet {
-        let mut sources = SourceSet::new();
-        sources.add(
-            "schema.gate",
+        checked(
             "principal { mfa: Bool }\ncontext { ticket: String }\nactions { view }\n\
              permit view to group \"ops\";\n",
-        );
-        crate::analyze(&sources, &crate::check::CheckOptions::at(0))
-            .policy_set
-            .expect("the schema checks")
+        )
     }
 
     /// Groups come out sorted and unique and the host normalised, as from the parts.

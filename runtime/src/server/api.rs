@@ -105,12 +105,19 @@ fn decision_id_text(instance: &str, sequence: u64) -> String {
 
 /// Counts a rejected request, for the metrics.
 fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
-    if let Err(error) = &result {
-        state.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
-        super::audit::rejection(state, Source::Api, error);
-    }
-    result
+    result.map_err(|error| refused(state, error))
 }
+
+/// Counts and logs a refusal, and gives it back to be answered.
+fn refused(state: &AppState, error: ApiError) -> ApiError {
+    state.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+    super::audit::rejection(state, Source::Api, &error);
+    error
+}
+
+/// The paths the connection answers without the router; the router serves them too.
+pub(crate) const DECIDE_PATH: &str = "/v1/decide";
+pub(crate) const DECIDE_BATCH_PATH: &str = "/v1/decide/batch";
 
 /// A route the connection answers without the router: the two decision endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,8 +131,8 @@ pub(crate) fn hot_route(method: &axum::http::Method, path: &str) -> Option<HotRo
         return None;
     }
     match path {
-        "/v1/decide" => Some(HotRoute::Decide),
-        "/v1/decide/batch" => Some(HotRoute::DecideBatch),
+        DECIDE_PATH => Some(HotRoute::Decide),
+        DECIDE_BATCH_PATH => Some(HotRoute::DecideBatch),
         _ => None,
     }
 }
@@ -382,16 +389,11 @@ fn write_answers(
     }
 }
 
-/// One answer: `{decision, deciding, missing, reason?, policy_version, decision_id}`, the
-/// shape `/v1/openapi.json` documents; written in two parts around what answers share.
-/// An answer up to its policy version.
+/// An answer — `{decision, deciding, missing, reason?, policy_version, decision_id}`, the
+/// shape `/v1/openapi.json` documents — up to its policy version.
 fn write_answer_start(out: &mut Vec<u8>, outcome: &Outcome<'_>) {
-    out.extend_from_slice(b"{\"decision\":");
-    json_text::string(out, outcome.decision());
-    out.extend_from_slice(b",\"deciding\":");
-    json_text::strings(out, outcome.deciding());
-    out.extend_from_slice(b",\"missing\":");
-    json_text::strings(out, outcome.missing.iter().map(String::as_str));
+    out.push(b'{');
+    outcome.write_verdict(out);
     if let Some(reason) = &outcome.reason {
         out.extend_from_slice(b",\"reason\":");
         json_text::string(out, reason);
@@ -464,33 +466,27 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Json<JsonValue
 }
 
 pub(crate) async fn not_found(State(state): State<Arc<AppState>>) -> ApiError {
-    let error = ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not-found",
-        "no such endpoint; see /v1/openapi.json",
-    );
-    match counted(&state, Err::<(), _>(error)) {
-        Err(error) => error,
-        Ok(()) => ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint"),
-    }
+    refused(
+        &state,
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no such endpoint; see /v1/openapi.json",
+        ),
+    )
 }
 
 /// A known path asked with a method it does not serve; the `Allow` header names those
 /// it does.
 pub(crate) async fn method_not_allowed(State(state): State<Arc<AppState>>) -> ApiError {
-    let error = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "this endpoint does not take that method; see /v1/openapi.json",
-    );
-    match counted(&state, Err::<(), _>(error)) {
-        Err(error) => error,
-        Ok(()) => ApiError::new(
+    refused(
+        &state,
+        ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method-not-allowed",
-            "method not allowed",
+            "this endpoint does not take that method; see /v1/openapi.json",
         ),
-    }
+    )
 }
 
 #[cfg(test)]
@@ -551,6 +547,29 @@ mod tests {
             })
             .collect();
         assert_eq!(String::from_utf8(written).unwrap(), expected.join(","));
+    }
+
+    /// Only a POST to exactly one of the two paths skips the router.
+    #[test]
+    fn hot_routes_are_the_two_decision_posts() {
+        use axum::http::Method;
+        assert_eq!(
+            hot_route(&Method::POST, "/v1/decide"),
+            Some(HotRoute::Decide)
+        );
+        assert_eq!(
+            hot_route(&Method::POST, "/v1/decide/batch"),
+            Some(HotRoute::DecideBatch)
+        );
+        for (method, path) in [
+            (Method::GET, "/v1/decide"),
+            (Method::PUT, "/v1/decide/batch"),
+            (Method::POST, "/v1/decide/"),
+            (Method::POST, "/v1/policy"),
+            (Method::POST, "/v1/forward-auth"),
+        ] {
+            assert_eq!(hot_route(&method, path), None, "{method} {path}");
+        }
     }
 
     #[test]

@@ -143,12 +143,8 @@ impl<'a> LineConstants<'a> {
         json_text::optional_string(out, request.dag.as_ref().map(|dag| dag.id.as_str()));
         out.extend_from_slice(b",\"host\":");
         json_text::optional_string(out, request.host.as_ref().map(|host| host.id.as_str()));
-        out.extend_from_slice(b",\"decision\":");
-        json_text::string(out, outcome.decision());
-        out.extend_from_slice(b",\"deciding\":");
-        json_text::strings(out, outcome.deciding());
-        out.extend_from_slice(b",\"missing\":");
-        json_text::strings(out, outcome.missing.iter().map(String::as_str));
+        out.push(b',');
+        outcome.write_verdict(out);
         out.extend_from_slice(b",\"reason\":");
         json_text::optional_string(out, outcome.reason.as_deref());
         if outcome.policy_version != self.version_label {

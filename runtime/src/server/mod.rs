@@ -145,8 +145,8 @@ async fn state(engine: Engine, config: ServerConfig) -> std::io::Result<Arc<AppS
 
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/decide", post(api::decide))
-        .route("/v1/decide/batch", post(api::decide_batch))
+        .route(api::DECIDE_PATH, post(api::decide))
+        .route(api::DECIDE_BATCH_PATH, post(api::decide_batch))
         .route("/v1/policy", get(api::policy))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
