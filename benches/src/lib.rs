@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 pub mod flowgate;
+pub mod http_answer;
 #[cfg(feature = "compare")]
 pub mod peers;
 

@@ -1,0 +1,16 @@
+# Sourced by the load scripts: how much of the run the hypervisor took away.
+#
+# On a VM, "steal" is time a virtual CPU was ready to run but the host ran something else.
+# It comes in pauses of several milliseconds, which land directly in any tail latency
+# measured here, so every run prints the share of CPU time stolen while it ran.
+
+# Prints the machine's steal and total CPU ticks, for steal_share.
+cpu_ticks() {
+    awk '/^cpu / { total = 0; for (i = 2; i <= NF; i++) total += $i; print $9, total }' /proc/stat
+}
+
+# steal_share "$(cpu_ticks)" — the share of CPU time stolen since that reading.
+steal_share() {
+    local before="$1"
+    echo "$before $(cpu_ticks)" | awk '{ d = $4 - $2; printf "%.1f %% of CPU time stolen by the hypervisor\n", (d > 0 ? 100 * ($3 - $1) / d : 0) }'
+}
