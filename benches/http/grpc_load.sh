@@ -4,6 +4,8 @@
 # benches/src/bin/grpc_load.rs (64 callers on 4 HTTP/2 connections, like Envoy's workers).
 # Usage: benches/http/grpc_load.sh [POLICY_DIR]   (run from the repository root)
 set -euo pipefail
+# shellcheck source=vm.sh
+source "$(dirname "$0")/vm.sh"
 dir="${1:-policies}"
 port=18185
 log="$(mktemp)"
@@ -14,5 +16,7 @@ cargo build --release -q -p benches --features load --bin grpc_load
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:18186/readyz" >/dev/null && break; sleep 0.1; done
+before="$(cpu_ticks)"
 ./target/release/grpc_load "127.0.0.1:$port" 64 10
+steal_share "$before"
 echo "server RSS: $(awk '/VmRSS/ {print $2}' "/proc/$server/status") kB; decision-log lines: $(wc -l < "$log")"

@@ -6,10 +6,13 @@
 #   2. the same with both using every core (default workers, `wrk -t2`): oversubscribed;
 #   3. batches of 100 at 16 connections, every core for the sidecar;
 #   4. the same batches with the log written around the page cache (--log-direct-io).
+# Each run also prints the share of CPU time the hypervisor took meanwhile (vm.sh).
 # Usage: benches/http/load.sh [POLICY_DIR]   (run from the repository root)
 set -euo pipefail
 dir="${1:-policies}"
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=vm.sh
+source "$here/vm.sh"
 port=18181
 log="$(mktemp)"
 server=
@@ -29,17 +32,25 @@ trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EX
 
 start --workers 1
 echo "== single decisions, 64 connections; sidecar --workers 1, wrk -t1"
+before="$(cpu_ticks)"
 wrk -t1 -c64 -d10s --latency -s "$here/decide.lua" "http://127.0.0.1:$port/v1/decide"
+steal_share "$before"
 stop
 
 start
 echo "== single decisions, 64 connections; sidecar on every core, wrk -t2 (oversubscribed)"
+before="$(cpu_ticks)"
 wrk -t2 -c64 -d10s --latency -s "$here/decide.lua" "http://127.0.0.1:$port/v1/decide"
+steal_share "$before"
 echo "== batches of 100, 16 connections, wrk -t2"
+before="$(cpu_ticks)"
 wrk -t2 -c16 -d10s --latency -s "$here/batch.lua" "http://127.0.0.1:$port/v1/decide/batch"
+steal_share "$before"
 stop
 
 start --log-direct-io
 echo "== batches of 100, 16 connections, wrk -t2, --log-direct-io"
+before="$(cpu_ticks)"
 wrk -t2 -c16 -d10s --latency -s "$here/batch.lua" "http://127.0.0.1:$port/v1/decide/batch"
+steal_share "$before"
 stop

@@ -8,6 +8,8 @@ set -euo pipefail
 dir="${1:-policies}"
 duration="${DURATION:-600}"
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=vm.sh
+source "$here/vm.sh"
 port=18184
 logdir="$(mktemp -d)"
 cargo build --release -q -p flowgate
@@ -18,6 +20,7 @@ trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$logdir"
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
 echo "start: $(rss) kB"
+before="$(cpu_ticks)"
 wrk -t1 -c32 -d"${duration}s" --latency -s "$here/decide.lua" "http://127.0.0.1:$port/v1/decide" > "$logdir/wrk.txt" &
 load=$!
 samples=()
@@ -27,6 +30,7 @@ for ((t = 10; t <= duration; t += 10)); do
   echo "t=${t}s rss=${samples[-1]} kB"
 done
 wait $load || true
+steal_share "$before"
 grep -E "Requests/sec|99%|Socket errors|Non-2xx" "$logdir/wrk.txt" || true
 # Single samples catch transient peaks (a write round, a rotation); growth compares the
 # median of the second minute with the median of the last minute.
