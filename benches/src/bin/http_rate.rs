@@ -173,14 +173,18 @@ fn main() -> Result<(), Error> {
     let mut alarm: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        let sending = now < stop_sending;
-        if !sending && (now > stop_sending + DRAIN || connections.iter().all(|c| c.due.is_none())) {
+        // Done once every request due before the end has been answered, or after DRAIN.
+        let finished = connections
+            .iter()
+            .enumerate()
+            .all(|(index, c)| c.due.is_none() && due_at(index, c.given) >= stop_sending);
+        if finished || now > stop_sending + DRAIN {
             break;
         }
         let mut next_due: Option<Instant> = None;
         for (index, connection) in connections.iter_mut().enumerate() {
-            if sending && connection.due.is_none() {
-                let due = due_at(index, connection.given);
+            let due = due_at(index, connection.given);
+            if connection.due.is_none() && due < stop_sending {
                 if due <= now {
                     connection.due = Some(due);
                     connection.given += 1;
@@ -276,14 +280,31 @@ fn main() -> Result<(), Error> {
         }
     }
 
-    let unanswered = connections.iter().filter(|c| c.due.is_some()).count();
+    // Requests still waiting at the end, for an answer or for their connection, are the
+    // slowest of all: they count at what they had waited so far, not left out.
+    let end = Instant::now();
+    let mut unanswered = 0_u64;
+    for (index, connection) in connections.iter().enumerate() {
+        let waiting = connection.due.into_iter().chain(
+            (connection.given..)
+                .map(|given| due_at(index, given))
+                .take_while(|due| *due < stop_sending),
+        );
+        for due in waiting.filter(|due| *due >= measured_from) {
+            unanswered += 1;
+            let micros = end.duration_since(due).as_micros();
+            tally
+                .latencies
+                .push(u32::try_from(micros).unwrap_or(u32::MAX));
+        }
+    }
     tally.latencies.sort_unstable();
     println!(
         "asked {rate:.0}/s on {count} connections for {seconds} s after {} s of warm-up: \
          answered {} ({:.0}/s), {} not 2xx, {unanswered} unanswered, {} sent more than {} ms late",
         WARM_UP.as_secs(),
-        tally.latencies.len(),
-        tally.latencies.len() as f64 / seconds as f64,
+        tally.latencies.len() as u64 - unanswered,
+        (tally.latencies.len() as u64 - unanswered) as f64 / seconds as f64,
         tally.not_ok,
         tally.late,
         LATE.as_millis(),
