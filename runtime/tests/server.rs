@@ -399,6 +399,81 @@ fn hot_reload_swaps_good_sets_and_keeps_the_last_good_one() {
     assert_eq!(post(address, "/v1/decide", &prod).1["decision"], "allow");
 }
 
+/// A Kubernetes ConfigMap volume: the files are links through `..data` into a hidden,
+/// timestamped directory, and an update swaps `..data` to a new directory in one rename,
+/// then removes the old one. The set must load once (not again through the hidden
+/// directories) and reload on the swap.
+#[cfg(unix)]
+#[test]
+fn a_configmap_volume_loads_once_and_reloads_when_its_data_link_is_swapped() {
+    use std::os::unix::fs::symlink;
+
+    let volume = std::env::temp_dir().join(format!("flowgate-configmap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&volume);
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    // ConfigMap keys are flat: the inventory's files sit beside the policy files.
+    let publish = |version: &str, edit: &dyn Fn(&str, String) -> String| {
+        let target = volume.join(version);
+        std::fs::create_dir_all(&target).unwrap();
+        for dir in [policies.clone(), policies.join("inventory")] {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                if entry.file_type().unwrap().is_file() {
+                    let name = entry.file_name().into_string().unwrap();
+                    let text = std::fs::read_to_string(entry.path()).unwrap();
+                    std::fs::write(target.join(&name), edit(&name, text)).unwrap();
+                }
+            }
+        }
+        target
+    };
+    let first = publish("..2026_12_03_08_00_00.1", &|_, text| text);
+    symlink(first.file_name().unwrap(), volume.join("..data")).unwrap();
+    for entry in std::fs::read_dir(&first).unwrap().flatten() {
+        let name = entry.file_name();
+        symlink(Path::new("..data").join(&name), volume.join(&name)).unwrap();
+    }
+
+    let reload = runtime::server::ReloadConfig {
+        dir: volume.clone(),
+        options: common::options(),
+        watch: true,
+    };
+    let config = ServerConfig {
+        reload: Some(reload),
+        ..ServerConfig::default()
+    };
+    let address = common::serve_dir(&volume, config, false).http;
+    let plain = runtime::Engine::load(&policies, common::options()).unwrap();
+    let policy = call(address, "GET", "/v1/policy", b"").1;
+    assert_eq!(policy["rules"], plain.policy_set().rules().len());
+    let prod = json!({"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": "prod-af-worker-01", "context": {"time": "2026-11-24T10:00:00Z"}});
+    assert_eq!(post(address, "/v1/decide", &prod).1["decision"], "deny");
+
+    // What the kubelet does on an update.
+    let second = publish("..2026_12_03_09_00_00.2", &|name, text| {
+        if name == "data-platform.gate" {
+            text.replacen(
+                "at host where env in {dev, staging};",
+                "at host where env in {dev, staging, prod};",
+                1,
+            )
+        } else {
+            text
+        }
+    });
+    symlink(second.file_name().unwrap(), volume.join("..data_tmp")).unwrap();
+    std::fs::rename(volume.join("..data_tmp"), volume.join("..data")).unwrap();
+    std::fs::remove_dir_all(&first).unwrap();
+
+    assert!(
+        eventually(|| post(address, "/v1/decide", &prod).1["decision"] == "allow"),
+        "the swapped ConfigMap was not picked up"
+    );
+    let policy = call(address, "GET", "/v1/policy", b"").1;
+    assert_eq!(policy["last_reload_error"], Value::Null);
+    let _ = std::fs::remove_dir_all(&volume);
+}
+
 fn call_text(address: SocketAddr, path: &str) -> String {
     let mut stream = TcpStream::connect(address).unwrap();
     stream
