@@ -315,6 +315,20 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The sidecar on `dir`, reloading when it changes.
+fn serve_watched(dir: &Path) -> SocketAddr {
+    let reload = runtime::server::ReloadConfig {
+        dir: dir.to_path_buf(),
+        options: common::options(),
+        watch: true,
+    };
+    let config = ServerConfig {
+        reload: Some(reload),
+        ..ServerConfig::default()
+    };
+    common::serve_dir(dir, config, false).http
+}
+
 /// Polls until `check` holds, for at most ten seconds.
 fn eventually(mut check: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -335,16 +349,7 @@ fn hot_reload_swaps_good_sets_and_keeps_the_last_good_one() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
         &dir,
     );
-    let reload = runtime::server::ReloadConfig {
-        dir: dir.clone(),
-        options: common::options(),
-        watch: true,
-    };
-    let config = ServerConfig {
-        reload: Some(reload),
-        ..ServerConfig::default()
-    };
-    let address = common::serve_dir(&dir, config, false).http;
+    let address = serve_watched(&dir);
     let prod = json!({"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": "prod-af-worker-01", "context": {"time": "2026-11-24T10:00:00Z"}});
     assert_eq!(post(address, "/v1/decide", &prod).1["decision"], "deny");
     let first_version = call(address, "GET", "/v1/policy", b"").1["content_hash"].clone();
@@ -433,16 +438,7 @@ fn a_configmap_volume_loads_once_and_reloads_when_its_data_link_is_swapped() {
         symlink(Path::new("..data").join(&name), volume.join(&name)).unwrap();
     }
 
-    let reload = runtime::server::ReloadConfig {
-        dir: volume.clone(),
-        options: common::options(),
-        watch: true,
-    };
-    let config = ServerConfig {
-        reload: Some(reload),
-        ..ServerConfig::default()
-    };
-    let address = common::serve_dir(&volume, config, false).http;
+    let address = serve_watched(&volume);
     let plain = runtime::Engine::load(&policies, common::options()).unwrap();
     let policy = call(address, "GET", "/v1/policy", b"").1;
     assert_eq!(policy["rules"], plain.policy_set().rules().len());
@@ -468,6 +464,83 @@ fn a_configmap_volume_loads_once_and_reloads_when_its_data_link_is_swapped() {
     assert!(
         eventually(|| post(address, "/v1/decide", &prod).1["decision"] == "allow"),
         "the swapped ConfigMap was not picked up"
+    );
+    let policy = call(address, "GET", "/v1/policy", b"").1;
+    assert_eq!(policy["last_reload_error"], Value::Null);
+    let _ = std::fs::remove_dir_all(&volume);
+}
+
+/// git-sync publishes each commit as a new worktree and swaps a link to it in one rename,
+/// then deletes the old worktree. A watch on the old worktree sees that deletion once and
+/// nothing after, so every swap must renew it. A policy folder deleted and made again is
+/// watched again too.
+#[cfg(unix)]
+#[test]
+fn every_link_swap_reloads_and_a_recreated_folder_is_watched_again() {
+    use std::os::unix::fs::symlink;
+
+    let volume = std::env::temp_dir().join(format!("flowgate-git-sync-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&volume);
+    let worktree = |name: &str| volume.join(".worktrees").join(name);
+    let link = volume.join("current");
+    let add_rule = |dir: &Path, name: &str| {
+        let rule = format!(
+            "\n@id(\"sync-{name}\")\npermit view\n  to group \"g-{name}\"\n  at host where env != prod;\n"
+        );
+        let file = dir.join("operations.gate");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(file, text + &rule).unwrap();
+    };
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
+        &worktree("1"),
+    );
+    symlink(".worktrees/1", &link).unwrap();
+
+    let address = serve_watched(&link);
+    let rules = || {
+        call(address, "GET", "/v1/policy", b"").1["rules"]
+            .as_u64()
+            .unwrap()
+    };
+    let base = rules();
+
+    for (sync, name) in ["2", "3", "4"].into_iter().enumerate() {
+        let previous = worktree(&(sync + 1).to_string());
+        copy_dir(&previous, &worktree(name));
+        add_rule(&worktree(name), name);
+        symlink(format!(".worktrees/{name}"), volume.join("current.tmp")).unwrap();
+        std::fs::rename(volume.join("current.tmp"), &link).unwrap();
+        std::fs::remove_dir_all(&previous).unwrap();
+        let expected = base + sync as u64 + 1;
+        assert!(
+            eventually(|| rules() == expected),
+            "swap {name} was not picked up: {} rules, expected {expected}",
+            rules()
+        );
+    }
+
+    // The folder disappears: the last good set keeps serving, and the failure shows.
+    std::fs::remove_file(&link).unwrap();
+    std::fs::remove_dir_all(worktree("4")).unwrap();
+    assert!(eventually(|| {
+        !call(address, "GET", "/v1/policy", b"").1["last_reload_error"].is_null()
+    }));
+    assert_eq!(rules(), base + 3);
+
+    // It comes back as a plain folder, and edits in it are seen again.
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
+        &link,
+    );
+    assert!(
+        eventually(|| rules() == base),
+        "the recreated folder was not loaded"
+    );
+    add_rule(&link, "after");
+    assert!(
+        eventually(|| rules() == base + 1),
+        "an edit in the recreated folder was not picked up"
     );
     let policy = call(address, "GET", "/v1/policy", b"").1;
     assert_eq!(policy["last_reload_error"], Value::Null);
@@ -834,16 +907,7 @@ fn reloads_of_a_large_set_under_traffic_fail_no_request() {
         text
     };
     std::fs::write(dir.join("set.gate"), rules("prod")).unwrap();
-    let reload = runtime::server::ReloadConfig {
-        dir: dir.clone(),
-        options: common::options(),
-        watch: true,
-    };
-    let config = ServerConfig {
-        reload: Some(reload),
-        ..ServerConfig::default()
-    };
-    let address = common::serve_dir(&dir, config, false).http;
+    let address = serve_watched(&dir);
     let first = call(address, "GET", "/v1/policy", b"").1["content_hash"].clone();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

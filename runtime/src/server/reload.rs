@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use compiler::diag::Severity;
@@ -83,9 +83,13 @@ fn describe(error: &EngineError) -> String {
 /// ends. Loading runs on a blocking thread so decisions are never delayed by it.
 pub(crate) fn spawn(state: Arc<AppState>, dir: PathBuf, options: EngineOptions, watch: bool) {
     let (sender, mut receiver) = mpsc::channel::<()>(16);
+    // Set when the policy path itself was replaced (or on SIGHUP); kept apart from the
+    // channel, which may be full, so the news cannot be lost.
+    let replaced = Arc::new(AtomicBool::new(false));
     #[cfg(unix)]
     {
         let sender = sender.clone();
+        let replaced = replaced.clone();
         tokio::spawn(async move {
             let Ok(mut hangup) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -93,21 +97,27 @@ pub(crate) fn spawn(state: Arc<AppState>, dir: PathBuf, options: EngineOptions, 
                 return;
             };
             while hangup.recv().await.is_some() {
+                // SIGHUP also watches the path afresh: the operator's way to recover a
+                // watch the system dropped.
+                replaced.store(true, Ordering::Relaxed);
                 let _ = sender.try_send(());
             }
         });
     }
-    let watcher = if watch {
-        start_watcher(&dir, sender)
+    let mut watch = if watch {
+        Watch::start(&dir, sender, replaced.clone())
     } else {
         None
     };
     tokio::spawn(async move {
-        // The watcher lives as long as this task.
-        let _watcher = watcher;
         while receiver.recv().await.is_some() {
             tokio::time::sleep(SETTLE).await;
             while receiver.try_recv().is_ok() {}
+            if replaced.swap(false, Ordering::Relaxed)
+                && let Some(watch) = &mut watch
+            {
+                watch.watch_root();
+            }
             let state = state.clone();
             let dir = dir.clone();
             let options = options.clone();
@@ -116,22 +126,69 @@ pub(crate) fn spawn(state: Arc<AppState>, dir: PathBuf, options: EngineOptions, 
     });
 }
 
-fn start_watcher(dir: &Path, sender: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher as _;
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|event| !event.kind.is_access()) {
+/// Watches the policy path and, without recursion, the folder it sits in. The second
+/// watch sees the path itself replaced: a link swapped to a new folder in one rename (as
+/// git-sync and Kubernetes ConfigMap volumes update), or the folder deleted and made
+/// again. A watch follows the folder, not the name, so after such a replacement the first
+/// watch sees nothing more and has to be set up again on the name.
+struct Watch {
+    watcher: notify::RecommendedWatcher,
+    root: PathBuf,
+}
+
+impl Watch {
+    fn start(dir: &Path, sender: mpsc::Sender<()>, replaced: Arc<AtomicBool>) -> Option<Watch> {
+        use notify::Watcher as _;
+        // Absolute, so event paths (which the watcher builds from the watched ones) compare
+        // with it; links are kept, since the name is what gets replaced.
+        let root = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let watched = root.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if event.kind.is_access() {
+                return;
+            }
+            if event.paths.contains(&watched) {
+                replaced.store(true, Ordering::Relaxed);
+            } else if !event.paths.iter().any(|path| path.starts_with(&watched)) {
+                // Something else in the parent folder.
+                return;
+            }
             let _ = sender.try_send(());
-        }
-    })
-    .ok()?;
-    match watcher.watch(dir, notify::RecursiveMode::Recursive) {
-        Ok(()) => Some(watcher),
-        Err(error) => {
+        });
+        let mut watcher = match watcher {
+            Ok(watcher) => watcher,
+            Err(error) => {
+                super::notice!("flowgate: cannot watch for changes: {error}; reload with SIGHUP");
+                return None;
+            }
+        };
+        if let Some(parent) = root.parent()
+            && let Err(error) = watcher.watch(parent, notify::RecursiveMode::NonRecursive)
+        {
             super::notice!(
-                "flowgate: cannot watch {}: {error}; reload with SIGHUP",
-                dir.display()
+                "flowgate: cannot watch {}: {error}; a replaced policy folder needs SIGHUP",
+                parent.display()
             );
-            None
+        }
+        let mut watch = Watch { watcher, root };
+        watch.watch_root();
+        Some(watch)
+    }
+
+    /// (Re)watches whatever the policy path names now.
+    fn watch_root(&mut self) {
+        use notify::Watcher as _;
+        // The old watch may be gone with its folder; only the new one matters.
+        let _ = self.watcher.unwatch(&self.root);
+        if let Err(error) = self
+            .watcher
+            .watch(&self.root, notify::RecursiveMode::Recursive)
+        {
+            super::notice!(
+                "flowgate: cannot watch {}: {error}; watching for it to come back",
+                self.root.display()
+            );
         }
     }
 }
