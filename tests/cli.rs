@@ -402,21 +402,47 @@ fn serve_answers_over_http_and_stops_on_sigterm() {
         .to_owned();
     assert!(banner.contains("29 rules"), "{banner}");
 
-    let body = r#"{"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": "stg-af-worker-01", "context": {"time": "2026-11-24T10:00:00Z"}}"#;
-    let mut stream = std::net::TcpStream::connect(&address)
-        .unwrap_or_else(|error| panic!("cannot connect to {address}: {error}"));
-    let _ = write!(
-        stream,
-        "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.contains("\"decision\":\"allow\""), "{response}");
+    let decide = || {
+        let body = r#"{"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": "stg-af-worker-01", "context": {"time": "2026-11-24T10:00:00Z"}}"#;
+        let mut stream = std::net::TcpStream::connect(&address)
+            .unwrap_or_else(|error| panic!("cannot connect to {address}: {error}"));
+        let _ = write!(
+            stream,
+            "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.contains("\"decision\":\"allow\""), "{response}");
+    };
+    decide();
 
     #[cfg(unix)]
     {
+        // logrotate moves the log away and sends SIGHUP from `postrotate`: the next line
+        // goes to a new file at the path, none to the moved one. (Sooner than the writer's
+        // own check of its path, which comes at most once a second.)
+        let rotated = log.with_extension("jsonl.1");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            < 1
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first line never came"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::fs::rename(&log, &rotated).unwrap_or_else(|error| panic!("{error}"));
+        let _ = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        decide();
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
@@ -434,6 +460,10 @@ fn serve_answers_over_http_and_stops_on_sigterm() {
         assert_eq!(entry["decision"], "allow", "{lines}");
         assert_eq!(entry["principal"]["id"], "***", "{lines}");
         assert_eq!(entry["deciding"][0], "data-eng-operate-nonprod", "{lines}");
+        assert_eq!(lines.lines().count(), 1, "{lines}");
+        let moved = std::fs::read_to_string(&rotated).unwrap_or_default();
+        assert_eq!(moved.lines().count(), 1, "{moved}");
+        let _ = std::fs::remove_file(&rotated);
     }
     #[cfg(not(unix))]
     let _ = child.kill();

@@ -1,15 +1,17 @@
 //! The decision log: one JSON line per decision (and per rejected request), written by a
 //! thread of its own behind a bounded queue so deciding never waits on a disk. When the
 //! queue is full the configured policy applies — wait, or deny the request (fail closed) —
-//! and nothing is ever dropped silently. Closing flushes every queued line.
+//! and nothing is ever dropped silently. Closing flushes every queued line. A log file
+//! moved or deleted from outside (logrotate) is followed: the writer opens the path again.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 #[cfg(target_os = "linux")]
 mod direct;
@@ -106,6 +108,8 @@ struct Shared {
     /// Signalled by the writer after each round, for callers waiting for room.
     room: Mutex<()>,
     freed: Condvar,
+    /// Set by [`DecisionLog::reopen`]: open the file's path again before the next write.
+    reopen: AtomicBool,
 }
 
 /// The longest a waiting caller sleeps before looking at the queue again, should it
@@ -137,6 +141,7 @@ impl DecisionLog {
                 capacity: config.capacity.max(1) as u64,
                 room: Mutex::new(()),
                 freed: Condvar::new(),
+                reopen: AtomicBool::new(false),
             }),
         };
         Ok((log, receiver, output))
@@ -155,6 +160,14 @@ impl DecisionLog {
 
     pub fn counters(&self) -> &LogCounters {
         &self.shared.counters
+    }
+
+    /// Asks the writer to open the file's path again before it writes the next lines: what
+    /// logrotate's `postrotate` should trigger (the sidecar does it on SIGHUP), so no line
+    /// lands in a rotated file that is about to be compressed. Without it the writer notices
+    /// a moved or deleted file within [`PATH_CHECK`].
+    pub fn reopen(&self) {
+        self.shared.reopen.store(true, Ordering::Relaxed);
     }
 
     /// Queues one entry. Under `WhenFull::Block` this waits for room; under `Deny` a full
@@ -232,6 +245,7 @@ impl DecisionLog {
             capacity,
             room,
             freed,
+            ..
         } = &*self.shared;
         let mut waited = false;
         loop {
@@ -326,7 +340,32 @@ enum Output {
         size: u64,
         rotate_bytes: Option<u64>,
         direct_io: bool,
+        /// The open file's identity on disk, to see the path now names another file.
+        identity: Option<FileIdentity>,
+        /// When the path was last compared with the open file.
+        checked: Instant,
     },
+}
+
+/// How often the writer checks that its path still names the file it writes: a file moved
+/// away (logrotate) or deleted is replaced by a new one at the path within this time.
+pub const PATH_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Device and inode: what a path names, whatever the file is called now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileIdentity(u64, u64);
+
+impl FileIdentity {
+    #[cfg(unix)]
+    fn of(metadata: &std::fs::Metadata) -> Option<FileIdentity> {
+        use std::os::unix::fs::MetadataExt as _;
+        Some(FileIdentity(metadata.dev(), metadata.ino()))
+    }
+
+    #[cfg(not(unix))]
+    fn of(_: &std::fs::Metadata) -> Option<FileIdentity> {
+        None
+    }
 }
 
 const KEPT_ROTATIONS: u32 = 5;
@@ -342,13 +381,47 @@ impl Output {
                 let (file, size) = LogFile::open(path, direct_io)?;
                 Ok(Output::File {
                     path: path.clone(),
+                    identity: file.identity(),
                     file,
                     size,
                     rotate_bytes,
                     direct_io,
+                    checked: Instant::now(),
                 })
             }
         }
+    }
+
+    /// Opens the path again if it no longer names the open file (moved away or deleted),
+    /// or at once when `now` is set. Checks at most every [`PATH_CHECK`] otherwise.
+    fn follow_path(&mut self, now: bool) -> std::io::Result<()> {
+        let Output::File {
+            path,
+            file,
+            size,
+            direct_io,
+            identity,
+            checked,
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        if !now && checked.elapsed() < PATH_CHECK {
+            return Ok(());
+        }
+        *checked = Instant::now();
+        let named = std::fs::metadata(&*path)
+            .ok()
+            .and_then(|metadata| FileIdentity::of(&metadata));
+        if !now && named.is_some() && named == *identity {
+            return Ok(());
+        }
+        // What was written so far belongs to the old file, wherever it is now.
+        file.flush()?;
+        (*file, *size) = LogFile::open(path, *direct_io)?;
+        *identity = file.identity();
+        Ok(())
     }
 
     /// Writes whole lines (each with its newline); rotation happens between messages.
@@ -361,6 +434,8 @@ impl Output {
                 size,
                 rotate_bytes,
                 direct_io,
+                identity,
+                ..
             } => {
                 if rotate_bytes.is_some_and(|limit| *size > 0 && *size + lines.len() as u64 > limit)
                 {
@@ -370,6 +445,7 @@ impl Output {
                     }
                     std::fs::rename(&*path, rotated(path, 1))?;
                     (*file, *size) = LogFile::open(path, *direct_io)?;
+                    *identity = file.identity();
                 }
                 file.write_all(lines)?;
                 *size += lines.len() as u64;
@@ -413,6 +489,17 @@ impl LogFile {
             LogFile::Buffered(BufWriter::with_capacity(WRITE_BUFFER, file)),
             size,
         ))
+    }
+
+    fn identity(&self) -> Option<FileIdentity> {
+        let file = match self {
+            #[cfg(target_os = "linux")]
+            LogFile::Direct(file) => file.file(),
+            LogFile::Buffered(file) => file.get_ref(),
+        };
+        file.metadata()
+            .ok()
+            .and_then(|metadata| FileIdentity::of(&metadata))
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -470,6 +557,11 @@ fn drain(receiver: Receiver<Lines>, mut output: Output, shared: &Shared) {
             }
         };
         quiet_rounds = 0;
+        let asked = shared.reopen.swap(false, Ordering::Relaxed);
+        if output.follow_path(asked).is_err() {
+            // Lines still go to the file open before; the next round tries again.
+            counters.write_errors.fetch_add(1, Ordering::Relaxed);
+        }
         let mut pending = Some(first);
         while let Some(lines) = pending.take().or_else(|| receiver.try_recv().ok()) {
             if output.write_lines(&lines.bytes).is_err() {
@@ -576,16 +668,22 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
     }
 
+    /// A log on a fresh file, written direct or not.
+    fn started(name: &str, direct_io: bool) -> (PathBuf, DecisionLog) {
+        let path = temp(&format!("{name}-{direct_io}"));
+        let log = DecisionLog::start(LogConfig {
+            direct_io,
+            ..config(&path)
+        })
+        .unwrap();
+        (path, log)
+    }
+
     /// Without a close, a line is in the file soon after traffic pauses, direct or not.
     #[test]
     fn lines_reach_the_file_when_traffic_pauses() {
         for direct_io in [false, true] {
-            let path = temp(&format!("pause-{direct_io}"));
-            let log = DecisionLog::start(LogConfig {
-                direct_io,
-                ..config(&path)
-            })
-            .unwrap();
+            let (path, log) = started("pause", direct_io);
             log.record_lines(b"{\"n\":1}\n".to_vec(), 1).unwrap();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
             while std::fs::read(&path).unwrap_or_default() != b"{\"n\":1}\n" {
@@ -597,6 +695,71 @@ mod tests {
             }
             log.close();
         }
+    }
+
+    fn line_count(path: &std::path::Path) -> usize {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
+    /// Waits until `path` holds `lines` lines.
+    fn wait_for_lines(path: &std::path::Path, lines: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while line_count(path) != lines {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} holds {} lines, not {lines}",
+                path.display(),
+                line_count(path)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    fn record(log: &DecisionLog, count: usize) {
+        for index in 0..count {
+            log.record(&json!({"n": index})).unwrap();
+        }
+    }
+
+    /// logrotate moves the file away and runs `postrotate` (SIGHUP, which calls `reopen`);
+    /// every line after that goes to a new file at the path, none to the moved one.
+    #[test]
+    fn reopen_moves_writing_to_a_new_file_at_the_path() {
+        for direct_io in [false, true] {
+            let (path, log) = started("reopen", direct_io);
+            record(&log, 10);
+            wait_for_lines(&path, 10);
+            std::fs::rename(&path, rotated(&path, 1)).unwrap();
+            log.reopen();
+            record(&log, 5);
+            log.close();
+            assert_eq!(line_count(&rotated(&path, 1)), 10, "direct_io {direct_io}");
+            assert_eq!(line_count(&path), 5, "direct_io {direct_io}");
+        }
+    }
+
+    /// Without being told, the writer notices within `PATH_CHECK` that its file was moved
+    /// away or deleted, and writes a new one at the path.
+    #[test]
+    fn a_file_moved_away_or_deleted_is_replaced_at_the_path() {
+        let path = temp("moved");
+        let log = DecisionLog::start(config(&path)).unwrap();
+        record(&log, 10);
+        wait_for_lines(&path, 10);
+        std::fs::rename(&path, rotated(&path, 1)).unwrap();
+        std::thread::sleep(PATH_CHECK + std::time::Duration::from_millis(200));
+        record(&log, 5);
+        wait_for_lines(&path, 5);
+        std::fs::remove_file(&path).unwrap();
+        std::thread::sleep(PATH_CHECK + std::time::Duration::from_millis(200));
+        record(&log, 3);
+        log.close();
+        assert_eq!(line_count(&rotated(&path, 1)), 10);
+        assert_eq!(line_count(&path), 3);
+        assert_eq!(log.counters().write_errors.load(Ordering::Relaxed), 0);
     }
 
     /// Lines the sidecar writes itself are masked like any entry.

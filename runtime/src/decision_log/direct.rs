@@ -73,6 +73,11 @@ impl DirectFile {
         Ok(Some(file))
     }
 
+    /// The open file, for its identity on disk.
+    pub(super) fn file(&self) -> &File {
+        &self.buffered
+    }
+
     /// The file's length once every line given is written.
     pub(super) fn size(&self) -> u64 {
         self.offset + self.pending as u64

@@ -80,7 +80,8 @@ fn describe(error: &EngineError) -> String {
 }
 
 /// Reloads on SIGHUP and, when `watch` is set, on changes below `dir`, until the process
-/// ends. Loading runs on a blocking thread so decisions are never delayed by it.
+/// ends. Loading runs on a blocking thread so decisions are never delayed by it. SIGHUP
+/// also has the decision log open its file's path again.
 pub(crate) fn spawn(state: Arc<AppState>, dir: PathBuf, options: EngineOptions, watch: bool) {
     let (sender, mut receiver) = mpsc::channel::<()>(16);
     // Set when the policy path itself was replaced (or on SIGHUP); kept apart from the
@@ -90,6 +91,7 @@ pub(crate) fn spawn(state: Arc<AppState>, dir: PathBuf, options: EngineOptions, 
     {
         let sender = sender.clone();
         let replaced = replaced.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             let Ok(mut hangup) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -100,6 +102,10 @@ pub(crate) fn spawn(state: Arc<AppState>, dir: PathBuf, options: EngineOptions, 
                 // SIGHUP also watches the path afresh: the operator's way to recover a
                 // watch the system dropped.
                 replaced.store(true, Ordering::Relaxed);
+                // And it reopens the decision log, for logrotate's `postrotate`.
+                if let Some(log) = &state.log {
+                    log.reopen();
+                }
                 let _ = sender.try_send(());
             }
         });
