@@ -152,7 +152,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
         now,
         unlisted: UnlistedEntities::Judge,
     };
-    let config = match &file {
+    let mut config = match &file {
         Some(file) => from_file(file, dir, options),
         None => from_args(args, dir, options),
     };
@@ -164,10 +164,14 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
         Some(file) => file.workers,
         None => args.workers,
     };
+    let workers = workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN)
+    });
+    // HTTP is answered on threads of its own (see `ServerConfig::http_threads`); this
+    // runtime, as wide, serves gRPC, reloads and key refreshes.
+    config.http_threads = Some(workers);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = workers {
-        runtime.worker_threads(workers.get());
-    }
+    runtime.worker_threads(workers.get());
     let runtime = runtime
         .enable_all()
         .build()
@@ -196,7 +200,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<u8> {
         } else {
             "http"
         };
-        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        let workers = workers.get();
         eprintln!(
             "flowgate: serving {} ({} rules, {workers} {}) on {scheme}://{address}",
             engine.version().label(),
@@ -252,6 +256,8 @@ fn from_args(args: &ServeArgs, dir: PathBuf, options: EngineOptions) -> ServerCo
                 key,
                 client_ca: args.tls_client_ca.clone(),
             }),
+        // Set by `run` from `--workers`.
+        http_threads: None,
     }
 }
 
@@ -400,6 +406,8 @@ fn from_file(
             key: tls.key.clone(),
             client_ca: tls.client_ca.clone(),
         }),
+        // Set by `run` from `workers`.
+        http_threads: None,
     }
 }
 

@@ -952,3 +952,101 @@ fn reloads_of_a_large_set_under_traffic_fail_no_request() {
         "{metrics}"
     );
 }
+
+/// Reads one keep-alive answer: its status and body.
+fn read_answer(stream: &mut TcpStream) -> (u16, String) {
+    let mut bytes = Vec::new();
+    let mut byte = [0_u8; 1];
+    while !bytes.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "the connection closed");
+        bytes.push(byte[0]);
+    }
+    let head = String::from_utf8(bytes).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .unwrap();
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).unwrap();
+    (status, String::from_utf8(body).unwrap())
+}
+
+/// With HTTP on threads of its own (as `flowgate serve` runs), keep-alive connections
+/// handed to different threads are all served, and shutdown still finishes what is in
+/// flight and writes every decision to the log before `serve` returns.
+#[test]
+fn http_threads_serve_every_connection_and_stop_cleanly() {
+    let log = std::env::temp_dir().join(format!("flowgate-threads-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let config = ServerConfig {
+        http_threads: std::num::NonZeroUsize::new(2),
+        log: Some(runtime::decision_log::LogConfig {
+            sink: runtime::decision_log::LogSink::File(log.clone()),
+            ..Default::default()
+        }),
+        ..ServerConfig::default()
+    };
+    let engine = runtime::Engine::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
+        common::options(),
+    )
+    .unwrap();
+    let (address_sender, address) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            address_sender.send(listener.local_addr().unwrap()).unwrap();
+            runtime::server::serve(listener, engine, config, async move {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    });
+    let address = address.recv_timeout(Duration::from_secs(10)).unwrap();
+    let body = json!({"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": "stg-af-worker-01", "context": {"time": "2026-11-24T10:00:00Z"}}).to_string();
+    let request = format!(
+        "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut streams: Vec<TcpStream> = (0..6)
+        .map(|_| TcpStream::connect(address).unwrap())
+        .collect();
+    for _ in 0..5 {
+        for stream in &mut streams {
+            stream.write_all(request.as_bytes()).unwrap();
+        }
+        for stream in &mut streams {
+            let (status, answer) = read_answer(stream);
+            assert_eq!(status, 200, "{answer}");
+            assert!(answer.contains("\"decision\":\"allow\""), "{answer}");
+        }
+    }
+    // Each new connection went to the thread serving the fewest: three each, with this
+    // call's connection still being counted on one of them.
+    let metrics = call_text(address, "/metrics");
+    let open: Vec<u64> = metrics
+        .lines()
+        .filter(|line| line.starts_with("flowgate_http_connections{"))
+        .map(|line| line.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(open.len(), 2, "{metrics}");
+    assert_eq!(open.iter().sum::<u64>(), 7, "{metrics}");
+    assert!(open.contains(&3) && open.contains(&4), "{metrics}");
+    drop(streams);
+    stop.send(()).unwrap();
+    server.join().unwrap().unwrap();
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(lines.lines().count(), 30, "{lines}");
+    let _ = std::fs::remove_file(&log);
+}

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tower::Service as _;
 
 use super::error::ApiError;
@@ -75,13 +75,23 @@ fn refusal(error: &hyper::Error, limits: &ConnectionLimits) -> Option<ApiError> 
     }
 }
 
+/// What every connection is served with.
+#[derive(Clone)]
+pub(crate) struct Connections {
+    pub(crate) router: Router,
+    pub(crate) state: std::sync::Arc<super::AppState>,
+    pub(crate) limits: ConnectionLimits,
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) refused: Refused,
+}
+
+/// Accepts until `shutdown`, then lets requests in flight finish (up to the drain
+/// timeout). Each connection is served on this runtime, or, given `threads`, handed to
+/// one of those threads ([`super::threads`]).
 pub(crate) async fn accept(
     listener: tokio::net::TcpListener,
-    router: Router,
-    state: std::sync::Arc<super::AppState>,
-    limits: ConnectionLimits,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    refused: Refused,
+    connections: Connections,
+    threads: Option<super::threads::HttpThreads>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let graceful = GracefulShutdown::new();
@@ -98,82 +108,101 @@ pub(crate) async fn accept(
             },
             () = &mut shutdown => break,
         };
-        let router = router.clone();
-        let state = state.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            // The decision routes, nearly all the traffic, skip the router's matching and
-            // boxing; everything else, including other methods on those paths, goes
-            // through it.
-            let hot = super::api::hot_route(request.method(), request.uri().path());
-            let state = state.clone();
-            let mut router = router.clone();
-            async move {
-                match hot {
-                    Some(route) => Ok(super::api::answer_hot(route, state, request).await),
-                    None => {
-                        request
-                            .extensions_mut()
-                            .insert(ConnectInfo::<SocketAddr>(peer));
-                        router.call(request).await
-                    }
-                }
-            }
-        });
-        let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes.max(8 * 1024));
         let watcher = graceful.watcher();
-        let tls = tls.clone();
-        let refused = refused.clone();
-        tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let served = match tls {
-                None => {
-                    watcher
-                        .watch(http.serve_connection(TokioIo::new(stream), service))
-                        .await
-                }
-                Some(acceptor) => {
-                    // The handshake gets the same deadline as a request head, against
-                    // clients that open connections and say nothing.
-                    let handshake =
-                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
-                    match handshake.await {
-                        Ok(Ok(stream)) => {
-                            watcher
-                                .watch(http.serve_connection(TokioIo::new(stream), service))
-                                .await
-                        }
-                        Ok(Err(error)) => {
-                            refused(ApiError::new(
-                                StatusCode::BAD_REQUEST,
-                                "tls-handshake",
-                                format!("TLS handshake with {peer} failed: {error}"),
-                            ));
-                            return;
-                        }
-                        Err(_) => {
-                            refused(ApiError::new(
-                                StatusCode::REQUEST_TIMEOUT,
-                                "tls-handshake",
-                                format!("TLS handshake with {peer} did not finish in time"),
-                            ));
-                            return;
-                        }
-                    }
-                }
-            };
-            if let Err(error) = served
-                && let Some(refusal) = refusal(&error, &limits)
-            {
-                refused(refusal);
+        match &threads {
+            Some(threads) => threads.hand_over(stream, peer, watcher),
+            None => {
+                tokio::spawn(serve_connection(stream, peer, connections.clone(), watcher));
             }
-        });
+        }
     }
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(limits.drain_timeout) => {}
+        () = tokio::time::sleep(connections.limits.drain_timeout) => {}
+    }
+    if let Some(threads) = threads {
+        threads.stop().await;
+    }
+}
+
+/// Serves one connection until the client leaves or shutdown closes it.
+pub(crate) async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    connections: Connections,
+    watcher: Watcher,
+) {
+    let Connections {
+        router,
+        state,
+        limits,
+        tls,
+        refused,
+    } = connections;
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        // The decision routes, nearly all the traffic, skip the router's matching and
+        // boxing; everything else, including other methods on those paths, goes
+        // through it.
+        let hot = super::api::hot_route(request.method(), request.uri().path());
+        let state = state.clone();
+        let mut router = router.clone();
+        async move {
+            match hot {
+                Some(route) => Ok(super::api::answer_hot(route, state, request).await),
+                None => {
+                    request
+                        .extensions_mut()
+                        .insert(ConnectInfo::<SocketAddr>(peer));
+                    router.call(request).await
+                }
+            }
+        }
+    });
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8 * 1024));
+    let _ = stream.set_nodelay(true);
+    let served = match tls {
+        None => {
+            watcher
+                .watch(http.serve_connection(TokioIo::new(stream), service))
+                .await
+        }
+        Some(acceptor) => {
+            // The handshake gets the same deadline as a request head, against clients
+            // that open connections and say nothing.
+            let handshake =
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+            match handshake.await {
+                Ok(Ok(stream)) => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Ok(Err(error)) => {
+                    refused(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "tls-handshake",
+                        format!("TLS handshake with {peer} failed: {error}"),
+                    ));
+                    return;
+                }
+                Err(_) => {
+                    refused(ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "tls-handshake",
+                        format!("TLS handshake with {peer} did not finish in time"),
+                    ));
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(error) = served
+        && let Some(refusal) = refusal(&error, &limits)
+    {
+        refused(refusal);
     }
 }

@@ -2,7 +2,7 @@
 //! outcome, and the loaded policy's version.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::decision_log::LogCounters;
@@ -31,6 +31,8 @@ pub(crate) struct Metrics {
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_nanos: AtomicU64,
+    /// Open connections on each HTTP thread, when HTTP has threads of its own.
+    pub(crate) http_connections: std::sync::OnceLock<Vec<std::sync::Arc<AtomicUsize>>>,
 }
 
 impl Metrics {
@@ -128,6 +130,19 @@ impl Metrics {
             &format!("flowgate_policy_info{{version=\"{version}\",rules=\"{rules}\"}}"),
             1,
         );
+        if let Some(threads) = self.http_connections.get() {
+            out.family(
+                "flowgate_http_connections",
+                "gauge",
+                "Open HTTP connections, by the thread answering them.",
+            );
+            for (thread, open) in threads.iter().enumerate() {
+                out.sample(
+                    &format!("flowgate_http_connections{{thread=\"{thread}\"}}"),
+                    open.load(Ordering::Relaxed),
+                );
+            }
+        }
         if let Some(log) = log {
             out.family(
                 "flowgate_log_queue_depth",

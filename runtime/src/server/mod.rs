@@ -13,6 +13,7 @@ mod metrics;
 mod oidc;
 mod openapi;
 mod reload;
+mod threads;
 mod tls;
 
 use std::net::SocketAddr;
@@ -55,6 +56,9 @@ pub struct ServerConfig {
     pub limits: ConnectionLimits,
     /// TLS (and mutual TLS) on both listeners; `None` serves plain text.
     pub tls: Option<TlsConfig>,
+    /// Threads answering HTTP, each with a runtime of its own, every connection staying on
+    /// the one it was handed to. `None` answers on the runtime `serve` is called on.
+    pub http_threads: Option<std::num::NonZeroUsize>,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +80,7 @@ impl Default for ServerConfig {
             forward_auth: None,
             limits: ConnectionLimits::default(),
             tls: None,
+            http_threads: None,
         }
     }
 }
@@ -241,13 +246,12 @@ pub async fn serve(
         })
     });
     let mut http_stopped = stopped;
-    listen::accept(
-        listeners.http,
-        router(state.clone()),
-        state.clone(),
-        state.config.limits,
-        acceptor,
-        {
+    let connections = listen::Connections {
+        router: router(state.clone()),
+        state: state.clone(),
+        limits: state.config.limits,
+        tls: acceptor,
+        refused: {
             let state = state.clone();
             std::sync::Arc::new(move |error: error::ApiError| {
                 state
@@ -257,14 +261,19 @@ pub async fn serve(
                 audit::rejection(&state, audit::Source::Api, &error);
             })
         },
-        async move {
-            tokio::select! {
-                () = shutdown => {}
-                _ = http_stopped.wait_for(|stop| *stop) => {}
-            }
-        },
-    )
-    .await;
+    };
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = http_stopped.wait_for(|stop| *stop) => {}
+        }
+    };
+    let threads = state
+        .config
+        .http_threads
+        .map(|count| threads::HttpThreads::start(count, &connections))
+        .transpose()?;
+    listen::accept(listeners.http, connections, threads, shutdown).await;
     let _ = stop.send(true);
     if let Some(grpc) = grpc {
         match grpc.await {
