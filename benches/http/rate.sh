@@ -21,17 +21,23 @@ cargo build --release -q -p benches --features load --bin http_rate
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 body="$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$here/decide.lua")"
 
+# measure TITLE READY_PATH: waits until the server answers, then sends the schedule.
+measure() {
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port$2" >/dev/null && break; sleep 0.1; done
+  echo "== $1"
+  local before
+  before="$(cpu_ticks)"
+  ./target/release/http_rate "127.0.0.1:$port" /v1/decide "$body" "$rate" 64 10
+  steal_share "$before"
+}
+
 for workers in 1 default; do
   args=()
   [ "$workers" = default ] || args=(--workers "$workers")
   ./target/release/flowgate serve "$dir" --listen "127.0.0.1:$port" "${args[@]}" \
     --decision-log "$work/decisions.log" --no-watch >/dev/null 2>&1 &
   server=$!
-  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
-  echo "== flowgate, workers: $workers; $rate single decisions/s, 64 connections"
-  before="$(cpu_ticks)"
-  ./target/release/http_rate "127.0.0.1:$port" /v1/decide "$body" "$rate" 64 10
-  steal_share "$before"
+  measure "flowgate, workers: $workers; $rate single decisions/s, 64 connections" /readyz
   kill -TERM "$server"; wait "$server" 2>/dev/null || true
   echo "decision-log lines written: $(wc -l < "$work/decisions.log")"
   rm -f "$work/decisions.log"
@@ -60,8 +66,4 @@ http {
 EOF
 "$(command -v nginx || echo /usr/sbin/nginx)" -c "$work/nginx.conf" -p "$work" &
 server=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
-echo "== nginx answering a constant (one worker): the same schedule"
-before="$(cpu_ticks)"
-./target/release/http_rate "127.0.0.1:$port" /v1/decide "$body" "$rate" 64 10
-steal_share "$before"
+measure "nginx answering a constant (one worker): the same schedule" /

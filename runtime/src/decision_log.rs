@@ -378,10 +378,10 @@ impl Output {
         match sink {
             LogSink::Stdout => Ok(Output::Stdout(std::io::stdout())),
             LogSink::File(path) => {
-                let (file, size) = LogFile::open(path, direct_io)?;
+                let (file, size, identity) = LogFile::open(path, direct_io)?;
                 Ok(Output::File {
                     path: path.clone(),
-                    identity: file.identity(),
+                    identity,
                     file,
                     size,
                     rotate_bytes,
@@ -407,20 +407,22 @@ impl Output {
         else {
             return Ok(());
         };
-        if !now && checked.elapsed() < PATH_CHECK {
-            return Ok(());
-        }
-        *checked = Instant::now();
-        let named = std::fs::metadata(&*path)
-            .ok()
-            .and_then(|metadata| FileIdentity::of(&metadata));
-        if !now && named.is_some() && named == *identity {
-            return Ok(());
+        if !now {
+            // Without an identity to compare (not unix) only `reopen` moves the writer.
+            if identity.is_none() || checked.elapsed() < PATH_CHECK {
+                return Ok(());
+            }
+            *checked = Instant::now();
+            let named = std::fs::metadata(&*path)
+                .ok()
+                .and_then(|metadata| FileIdentity::of(&metadata));
+            if named == *identity {
+                return Ok(());
+            }
         }
         // What was written so far belongs to the old file, wherever it is now.
         file.flush()?;
-        (*file, *size) = LogFile::open(path, *direct_io)?;
-        *identity = file.identity();
+        (*file, *size, *identity) = LogFile::open(path, *direct_io)?;
         Ok(())
     }
 
@@ -444,8 +446,7 @@ impl Output {
                         let _ = std::fs::rename(rotated(path, index), rotated(path, index + 1));
                     }
                     std::fs::rename(&*path, rotated(path, 1))?;
-                    (*file, *size) = LogFile::open(path, *direct_io)?;
-                    *identity = file.identity();
+                    (*file, *size, *identity) = LogFile::open(path, *direct_io)?;
                 }
                 file.write_all(lines)?;
                 *size += lines.len() as u64;
@@ -472,8 +473,17 @@ enum LogFile {
 
 impl LogFile {
     /// Opens `path` for appending, direct when asked and allowed; also gives its
-    /// current size.
-    fn open(path: &std::path::Path, direct_io: bool) -> std::io::Result<(LogFile, u64)> {
+    /// current size and its identity on disk.
+    fn open(
+        path: &std::path::Path,
+        direct_io: bool,
+    ) -> std::io::Result<(LogFile, u64, Option<FileIdentity>)> {
+        let (file, size) = LogFile::open_sized(path, direct_io)?;
+        let identity = file.identity();
+        Ok((file, size, identity))
+    }
+
+    fn open_sized(path: &std::path::Path, direct_io: bool) -> std::io::Result<(LogFile, u64)> {
         #[cfg(target_os = "linux")]
         if direct_io && let Some(file) = direct::DirectFile::open(path)? {
             let size = file.size();
@@ -651,7 +661,7 @@ mod tests {
         std::fs::write(&path, "{\"earlier\":1}\n").unwrap();
         let mut expected = b"{\"earlier\":1}\n".to_vec();
         for direct_io in [true, false] {
-            let (mut file, size) = LogFile::open(&path, direct_io).unwrap();
+            let (mut file, size, _) = LogFile::open(&path, direct_io).unwrap();
             assert_eq!(matches!(file, LogFile::Direct(_)), direct_io);
             assert_eq!(size, expected.len() as u64);
             for index in 0..2_000 {

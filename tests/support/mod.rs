@@ -225,11 +225,25 @@ impl Flowgate {
 
 impl Drop for Flowgate {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// Stops a server the way an operator would, with SIGTERM, so it shuts down cleanly: nginx
+/// then stops its worker processes too, which SIGKILL to the master would leave behind,
+/// still listening. Killed after five seconds if it has not stopped.
+fn stop(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    for _ in 0..100 {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A stand-in for Airflow's REST API: answers 200 and records each request line.
@@ -634,7 +648,6 @@ static_resources:
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }

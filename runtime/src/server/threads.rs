@@ -45,7 +45,7 @@ impl HttpThreads {
         for index in 0..count.get() {
             let (sender, receiver) = mpsc::unbounded_channel();
             let open = Arc::new(AtomicUsize::new(0));
-            let serving = (connections.clone(), open.clone());
+            let (serving, serving_open) = (connections.clone(), open.clone());
             // The runtime is built, and so also dropped, on its own thread, outside this
             // one's; the thread says whether it could.
             let (started, start) = std::sync::mpsc::sync_channel(1);
@@ -58,7 +58,7 @@ impl HttpThreads {
                     {
                         Ok(runtime) => {
                             let _ = started.send(Ok(()));
-                            run(&runtime, receiver, serving.0, &serving.1);
+                            run(&runtime, receiver, serving, &serving_open);
                         }
                         Err(error) => {
                             let _ = started.send(Err(error));
