@@ -330,16 +330,7 @@ fn serve_watched(dir: &Path) -> SocketAddr {
 }
 
 /// Polls until `check` holds, for at most ten seconds.
-fn eventually(mut check: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
+use common::eventually;
 
 #[test]
 fn hot_reload_swaps_good_sets_and_keeps_the_last_good_one() {
@@ -991,29 +982,8 @@ fn http_threads_serve_every_connection_and_stop_cleanly() {
         }),
         ..ServerConfig::default()
     };
-    let engine = runtime::Engine::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
-        common::options(),
-    )
-    .unwrap();
-    let (address_sender, address) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            address_sender.send(listener.local_addr().unwrap()).unwrap();
-            runtime::server::serve(listener, engine, config, async move {
-                let _ = stopped.await;
-            })
-            .await
-        })
-    });
-    let address = address.recv_timeout(Duration::from_secs(10)).unwrap();
+    let server = common::Stoppable::start(config);
+    let address = server.http;
     let body = json!({"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": "stg-af-worker-01", "context": {"time": "2026-11-24T10:00:00Z"}}).to_string();
     let request = format!(
         "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -1044,8 +1014,7 @@ fn http_threads_serve_every_connection_and_stop_cleanly() {
     assert_eq!(open.iter().sum::<u64>(), 7, "{metrics}");
     assert!(open.contains(&3) && open.contains(&4), "{metrics}");
     drop(streams);
-    stop.send(()).unwrap();
-    server.join().unwrap().unwrap();
+    server.stop();
     let lines = std::fs::read_to_string(&log).unwrap();
     assert_eq!(lines.lines().count(), 30, "{lines}");
     let _ = std::fs::remove_file(&log);

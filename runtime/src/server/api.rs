@@ -28,7 +28,7 @@ pub(crate) struct DecisionBody {
 }
 
 /// A JSON body written by hand (see [`crate::json_text`]).
-pub(crate) struct JsonBytes(Vec<u8>);
+pub(crate) struct JsonBytes(pub(crate) Vec<u8>);
 
 impl axum::response::IntoResponse for JsonBytes {
     fn into_response(self) -> axum::response::Response {
@@ -46,20 +46,34 @@ impl axum::response::IntoResponse for JsonBytes {
 /// Bytes of one answer, give or take.
 const ANSWER_BYTES: usize = 192;
 
-/// Reads the body within the configured limit.
+/// Reads the body within the configured limit, and within the request deadline after
+/// its head, so a client that trickles a body cannot hold the connection.
 async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
-    to_bytes(body, state.config.max_body_bytes)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                format!(
-                    "the request body is larger than {} bytes",
-                    state.config.max_body_bytes
-                ),
-            )
-        })
+    let deadline = state.config.limits.header_read_timeout;
+    match tokio::time::timeout(deadline, to_bytes(body, state.config.max_body_bytes)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(body_too_large(state.config.max_body_bytes)),
+        Err(_) => Err(slow_body(deadline)),
+    }
+}
+
+pub(crate) fn body_too_large(max_body_bytes: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        format!("the request body is larger than {max_body_bytes} bytes"),
+    )
+}
+
+pub(crate) fn slow_body(deadline: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "slow-request-body",
+        format!(
+            "the request body did not arrive within {} s of its head",
+            deadline.as_secs_f64()
+        ),
+    )
 }
 
 /// Parses a body as a JSON tree, for the path that names every problem by pointer.
@@ -126,8 +140,8 @@ pub(crate) enum HotRoute {
     DecideBatch,
 }
 
-pub(crate) fn hot_route(method: &axum::http::Method, path: &str) -> Option<HotRoute> {
-    if method != axum::http::Method::POST {
+pub(crate) fn hot_route(method: &str, path: &str) -> Option<HotRoute> {
+    if method != "POST" {
         return None;
     }
     match path {
@@ -137,6 +151,20 @@ pub(crate) fn hot_route(method: &axum::http::Method, path: &str) -> Option<HotRo
     }
 }
 
+/// Answers a hot route's body, counting and logging a refusal: what the router's handlers
+/// and the connection's own path ([`super::lean`]) both call once the body is read.
+pub(crate) fn answer_body(
+    route: HotRoute,
+    state: &AppState,
+    body: &[u8],
+) -> Result<JsonBytes, ApiError> {
+    let result = match route {
+        HotRoute::Decide => decide_one(state, body),
+        HotRoute::DecideBatch => decide_many(state, body),
+    };
+    counted(state, result)
+}
+
 /// Answers a hot route as the router would: the same handler, the same response.
 pub(crate) async fn answer_hot(
     route: HotRoute,
@@ -144,10 +172,15 @@ pub(crate) async fn answer_hot(
     request: axum::http::Request<hyper::body::Incoming>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    let body = Body::new(request.into_body());
-    match route {
-        HotRoute::Decide => decide(State(state), body).await.into_response(),
-        HotRoute::DecideBatch => decide_batch(State(state), body).await.into_response(),
+    answer_read(route, &state, Body::new(request.into_body()))
+        .await
+        .into_response()
+}
+
+async fn answer_read(route: HotRoute, state: &AppState, body: Body) -> Result<JsonBytes, ApiError> {
+    match read_body(state, body).await {
+        Ok(bytes) => answer_body(route, state, &bytes),
+        Err(error) => Err(refused(state, error)),
     }
 }
 
@@ -155,17 +188,15 @@ pub(crate) async fn decide(
     State(state): State<Arc<AppState>>,
     body: Body,
 ) -> Result<JsonBytes, ApiError> {
-    let result = decide_one(&state, body).await;
-    counted(&state, result)
+    answer_read(HotRoute::Decide, &state, body).await
 }
 
-async fn decide_one(state: &AppState, body: Body) -> Result<JsonBytes, ApiError> {
-    let bytes = read_body(state, body).await?;
+fn decide_one(state: &AppState, bytes: &[u8]) -> Result<JsonBytes, ApiError> {
     let engine = state.engine.load();
     let now = super::now();
-    let request = match crate::wire_fast::decode(engine.policy_set(), &bytes, now) {
+    let request = match crate::wire_fast::decode(engine.policy_set(), bytes, now) {
         Some(request) => request,
-        None => decode_at(engine.policy_set(), &json_tree(&bytes)?, now, "").map_err(|error| {
+        None => decode_at(engine.policy_set(), &json_tree(bytes)?, now, "").map_err(|error| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid-request", error.message)
                 .at(error.pointer)
         })?,
@@ -218,23 +249,21 @@ pub(crate) async fn decide_batch(
     State(state): State<Arc<AppState>>,
     body: Body,
 ) -> Result<JsonBytes, ApiError> {
-    let result = decide_many(&state, body).await;
-    counted(&state, result)
+    answer_read(HotRoute::DecideBatch, &state, body).await
 }
 
-async fn decide_many(state: &AppState, body: Body) -> Result<JsonBytes, ApiError> {
-    let bytes = read_body(state, body).await?;
+fn decide_many(state: &AppState, bytes: &[u8]) -> Result<JsonBytes, ApiError> {
     // One policy version answers the whole batch, even if a reload lands meanwhile.
     let engine = state.engine.load_full();
     let now = super::now();
     let requests = match crate::wire_fast::decode_batch(
         engine.policy_set(),
-        &bytes,
+        bytes,
         now,
         state.config.max_batch,
     ) {
         Some(requests) => requests,
-        None => decode_batch_tree(state, &engine, &json_tree(&bytes)?, now)?,
+        None => decode_batch_tree(state, &engine, &json_tree(bytes)?, now)?,
     };
     let clock = Instant::now();
     let decisions = engine.decide_batch(&requests);
@@ -552,23 +581,20 @@ mod tests {
     /// Only a POST to exactly one of the two paths skips the router.
     #[test]
     fn hot_routes_are_the_two_decision_posts() {
-        use axum::http::Method;
+        assert_eq!(hot_route("POST", "/v1/decide"), Some(HotRoute::Decide));
         assert_eq!(
-            hot_route(&Method::POST, "/v1/decide"),
-            Some(HotRoute::Decide)
-        );
-        assert_eq!(
-            hot_route(&Method::POST, "/v1/decide/batch"),
+            hot_route("POST", "/v1/decide/batch"),
             Some(HotRoute::DecideBatch)
         );
         for (method, path) in [
-            (Method::GET, "/v1/decide"),
-            (Method::PUT, "/v1/decide/batch"),
-            (Method::POST, "/v1/decide/"),
-            (Method::POST, "/v1/policy"),
-            (Method::POST, "/v1/forward-auth"),
+            ("GET", "/v1/decide"),
+            ("PUT", "/v1/decide/batch"),
+            ("post", "/v1/decide"),
+            ("POST", "/v1/decide/"),
+            ("POST", "/v1/policy"),
+            ("POST", "/v1/forward-auth"),
         ] {
-            assert_eq!(hot_route(&method, path), None, "{method} {path}");
+            assert_eq!(hot_route(method, path), None, "{method} {path}");
         }
     }
 

@@ -1,6 +1,5 @@
 //! Every 4xx of the decision API has the body `{"error": {"code", "message", "pointer"}}`.
 
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -47,8 +46,9 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The JSON body, as every path that answers an error writes it.
+    pub(crate) fn body(&self) -> Vec<u8> {
         let body = Body {
             error: Detail {
                 code: self.code,
@@ -56,6 +56,21 @@ impl IntoResponse for ApiError {
                 pointer: self.pointer.as_deref(),
             },
         };
-        (self.status, Json(body)).into_response()
+        // Strings and an optional string: serializing cannot fail.
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            self.body(),
+        )
+            .into_response()
     }
 }

@@ -4,6 +4,7 @@
 //! accepting and lets requests in flight finish.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,10 +13,13 @@ use axum::http::StatusCode;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tower::Service as _;
 
+use super::drain::{Closing, Drain};
 use super::error::ApiError;
+use super::lean::Left;
+use super::prefixed::Prefixed;
 
 /// Limits on each connection.
 #[derive(Clone, Copy, Debug)]
@@ -43,18 +47,23 @@ impl Default for ConnectionLimits {
 /// shows those too.
 pub(crate) type Refused = std::sync::Arc<dyn Fn(ApiError) + Send + Sync>;
 
+/// A request head that did not arrive in time.
+pub(crate) fn slow_head(limit: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "slow-request-head",
+        format!(
+            "the request head did not arrive within {} s; connection closed",
+            limit.as_secs_f64()
+        ),
+    )
+}
+
 /// What a connection-level error means to an operator; `None` for a client that simply
-/// went away.
-fn refusal(error: &hyper::Error, limits: &ConnectionLimits) -> Option<ApiError> {
+/// went away, or a keep-alive connection closed after sitting idle (`mid_request` false).
+fn refusal(error: &hyper::Error, limits: &ConnectionLimits, mid_request: bool) -> Option<ApiError> {
     if error.is_timeout() {
-        Some(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "slow-request-head",
-            format!(
-                "the request head did not arrive within {} s; connection closed",
-                limits.header_read_timeout.as_secs()
-            ),
-        ))
+        mid_request.then(|| slow_head(limits.header_read_timeout))
     } else if error.is_parse_too_large() {
         Some(ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -94,7 +103,7 @@ pub(crate) async fn accept(
     threads: Option<super::threads::HttpThreads>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let graceful = GracefulShutdown::new();
+    let drain = Drain::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -108,17 +117,17 @@ pub(crate) async fn accept(
             },
             () = &mut shutdown => break,
         };
-        let watcher = graceful.watcher();
+        let closing = drain.closing();
         match &threads {
-            Some(threads) => threads.hand_over(stream, peer, watcher),
+            Some(threads) => threads.hand_over(stream, peer, closing),
             None => {
-                tokio::spawn(serve_connection(stream, peer, connections.clone(), watcher));
+                tokio::spawn(serve_connection(stream, peer, connections.clone(), closing));
             }
         }
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = drain.close() => {}
         () = tokio::time::sleep(connections.limits.drain_timeout) => {}
     }
     if let Some(threads) = threads {
@@ -131,20 +140,58 @@ pub(crate) async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     connections: Connections,
-    watcher: Watcher,
+    closing: Closing,
 ) {
+    let _ = stream.set_nodelay(true);
+    let Some(acceptor) = connections.tls.clone() else {
+        return serve_stream(stream, peer, &connections, closing).await;
+    };
+    // The handshake gets the same deadline as a request head, against clients that open
+    // connections and say nothing.
+    let limit = connections.limits.header_read_timeout;
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => serve_stream(stream, peer, &connections, closing).await,
+        Ok(Err(error)) => (connections.refused)(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "tls-handshake",
+            format!("TLS handshake with {peer} failed: {error}"),
+        )),
+        Err(_) => (connections.refused)(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "tls-handshake",
+            format!("TLS handshake with {peer} did not finish in time"),
+        )),
+    }
+}
+
+/// Plain decision requests are answered on the connection's own path
+/// ([`super::lean`]); from the first other request on, hyper serves the connection.
+async fn serve_stream<S>(
+    mut stream: S,
+    peer: SocketAddr,
+    connections: &Connections,
+    mut closing: Closing,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let Connections {
         router,
         state,
         limits,
-        tls,
         refused,
+        ..
     } = connections;
+    let read = match super::lean::serve(&mut stream, state, limits, refused, &mut closing).await {
+        Left::Closed => return,
+        Left::ToHyper(read) => read,
+    };
+    let (stream, mid_request) = Prefixed::new(read, stream);
+    let (state, router) = (state.clone(), router.clone());
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        // The decision routes, nearly all the traffic, skip the router's matching and
-        // boxing; everything else, including other methods on those paths, goes
-        // through it.
-        let hot = super::api::hot_route(request.method(), request.uri().path());
+        // Decision requests that were not plain (`Expect`, chunked bodies) skip the
+        // router's matching and boxing; everything else, including other methods on
+        // those paths, goes through it.
+        let hot = super::api::hot_route(request.method().as_str(), request.uri().path());
         let state = state.clone();
         let mut router = router.clone();
         async move {
@@ -163,45 +210,17 @@ pub(crate) async fn serve_connection(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8 * 1024));
-    let _ = stream.set_nodelay(true);
-    let served = match tls {
-        None => {
-            watcher
-                .watch(http.serve_connection(TokioIo::new(stream), service))
-                .await
-        }
-        Some(acceptor) => {
-            // The handshake gets the same deadline as a request head, against clients
-            // that open connections and say nothing.
-            let handshake =
-                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
-            match handshake.await {
-                Ok(Ok(stream)) => {
-                    watcher
-                        .watch(http.serve_connection(TokioIo::new(stream), service))
-                        .await
-                }
-                Ok(Err(error)) => {
-                    refused(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "tls-handshake",
-                        format!("TLS handshake with {peer} failed: {error}"),
-                    ));
-                    return;
-                }
-                Err(_) => {
-                    refused(ApiError::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "tls-handshake",
-                        format!("TLS handshake with {peer} did not finish in time"),
-                    ));
-                    return;
-                }
-            }
+    let connection = http.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = closing.requested() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
         }
     };
     if let Err(error) = served
-        && let Some(refusal) = refusal(&error, &limits)
+        && let Some(refusal) = refusal(&error, limits, mid_request.load(Ordering::Relaxed))
     {
         refused(refusal);
     }

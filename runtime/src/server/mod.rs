@@ -4,14 +4,17 @@
 mod api;
 mod audit;
 mod authorize;
+mod drain;
 mod error;
 mod ext_authz;
 mod forward_auth;
 mod jwks;
+mod lean;
 mod listen;
 mod metrics;
 mod oidc;
 mod openapi;
+mod prefixed;
 mod reload;
 mod threads;
 mod tls;

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use hyper_util::server::graceful::Watcher;
 use tokio::sync::mpsc;
 
+use super::drain::Closing;
 use super::listen::{Connections, serve_connection};
 
 /// A connection on its way to a thread: the socket leaves the accepting runtime's
@@ -21,7 +21,7 @@ use super::listen::{Connections, serve_connection};
 struct HandedOver {
     stream: std::net::TcpStream,
     peer: SocketAddr,
-    watcher: Watcher,
+    closing: Closing,
 }
 
 struct Lane {
@@ -85,7 +85,7 @@ impl HttpThreads {
         &self,
         stream: tokio::net::TcpStream,
         peer: SocketAddr,
-        watcher: Watcher,
+        closing: Closing,
     ) {
         let Some(lane) = self
             .lanes
@@ -105,7 +105,7 @@ impl HttpThreads {
             .send(HandedOver {
                 stream,
                 peer,
-                watcher,
+                closing,
             })
             .is_err()
         {
@@ -143,7 +143,7 @@ fn run(
             };
             let connections = connections.clone();
             tokio::spawn(async move {
-                serve_connection(stream, handed.peer, connections, handed.watcher).await;
+                serve_connection(stream, handed.peer, connections, handed.closing).await;
                 open.fetch_sub(1, Ordering::Relaxed);
             });
         }

@@ -66,3 +66,64 @@ pub(crate) fn serve_dir(dir: &Path, config: ServerConfig, grpc: bool) -> Started
     });
     receiver.recv_timeout(Duration::from_secs(10)).unwrap()
 }
+
+/// A server on HTTP threads of its own (as `flowgate serve` runs), stopped by the test.
+#[allow(dead_code, reason = "not every test file stops its servers")]
+pub(crate) struct Stoppable {
+    pub(crate) http: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+#[allow(dead_code, reason = "not every test file stops its servers")]
+impl Stoppable {
+    /// Serves the example policies with `config` until [`Stoppable::stop`].
+    pub(crate) fn start(config: ServerConfig) -> Stoppable {
+        let engine = Engine::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
+            options(),
+        )
+        .unwrap();
+        let (address_sender, address) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                address_sender.send(listener.local_addr().unwrap()).unwrap();
+                serve(listener, engine, config, async move {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        });
+        Stoppable {
+            http: address.recv_timeout(Duration::from_secs(10)).unwrap(),
+            stop,
+            server,
+        }
+    }
+
+    /// Asks the server to stop and waits until `serve` has returned.
+    pub(crate) fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.server.join().unwrap().unwrap();
+    }
+}
+
+/// Polls `check` for up to ten seconds.
+#[allow(dead_code, reason = "not every test file waits")]
+pub(crate) fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
