@@ -457,3 +457,33 @@ fn shutdown_closes_idle_keep_alive_connections_at_once() {
     assert!(read_answer(&mut lean).is_none());
     assert!(read_answer(&mut hyper).is_none());
 }
+
+#[test]
+fn a_body_cut_short_is_logged_on_either_path() {
+    let log = temp_log("keep-alive-cut-short");
+    let address = common::start_server(
+        ServerConfig {
+            log: Some(logged(&log)),
+            ..ServerConfig::default()
+        },
+        false,
+    )
+    .http;
+    for extra in ["", "Connection: close\r\n"] {
+        let whole = request("/v1/decide", DECIDE, extra);
+        let mut stream = connect(address);
+        stream
+            .write_all(&whole.as_bytes()[..whole.len() - 10])
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(stream);
+    }
+    let cut_short = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("\"incomplete-body\"")
+            .count()
+    };
+    assert!(eventually(|| cut_short() == 2), "{}", cut_short());
+    let _ = std::fs::remove_file(&log);
+}

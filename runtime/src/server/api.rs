@@ -52,7 +52,14 @@ async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, Ap
     let deadline = state.config.limits.header_read_timeout;
     match tokio::time::timeout(deadline, to_bytes(body, state.config.max_body_bytes)).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(body_too_large(state.config.max_body_bytes)),
+        Ok(Err(error)) => {
+            let error = error.into_inner();
+            if error.is::<http_body_util::LengthLimitError>() {
+                Err(body_too_large(state.config.max_body_bytes))
+            } else {
+                Err(incomplete_body(&error))
+            }
+        }
         Err(_) => Err(slow_body(deadline)),
     }
 }
@@ -62,6 +69,16 @@ pub(crate) fn body_too_large(max_body_bytes: usize) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
         format!("the request body is larger than {max_body_bytes} bytes"),
+    )
+}
+
+/// A body cut short, mostly by a client that went away; logged, as nobody is left to
+/// answer.
+pub(crate) fn incomplete_body(cause: &dyn std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "incomplete-body",
+        format!("the request body could not be read whole: {cause}"),
     )
 }
 

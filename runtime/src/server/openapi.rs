@@ -28,7 +28,7 @@ pub(crate) fn document() -> Value {
             "/v1/decide": {"post": {
                 "summary": "Decide one request",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Request"}}}},
-                "responses": {"200": decision, "400": error, "413": error}
+                "responses": {"200": decision, "400": error, "408": error, "413": error}
             }},
             "/v1/decide/batch": {"post": {
                 "summary": "Decide many requests, answered in order by one policy version",
@@ -40,7 +40,7 @@ pub(crate) fn document() -> Value {
                     "200": {"description": "The decisions", "content": {"application/json": {"schema": {
                         "type": "object", "properties": {"answers": {"type": "array", "items": {"$ref": "#/components/schemas/Decision"}}}
                     }}}},
-                    "400": error, "413": error
+                    "400": error, "408": error, "413": error
                 }
             }},
             "/v1/policy": {"get": {"summary": "The policy set being served", "responses": {"200": {"description": "Version, load time, rule count, last reload error"}}}},

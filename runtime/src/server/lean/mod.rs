@@ -98,7 +98,18 @@ where
         tokio::select! {
             biased;
             read = stream.read_buf(&mut input) => match read {
-                Ok(0) | Err(_) => return Left::Closed,
+                Ok(0) => {
+                    if clock.reading_body() {
+                        refused(super::api::incomplete_body(&"the connection closed"));
+                    }
+                    return Left::Closed;
+                }
+                Err(error) => {
+                    if clock.reading_body() {
+                        refused(super::api::incomplete_body(&error));
+                    }
+                    return Left::Closed;
+                }
                 Ok(_) => {}
             },
             () = clock.expired() => {
