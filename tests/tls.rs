@@ -118,14 +118,9 @@ impl Pki {
     }
 }
 
-/// GET over TLS trusting `ca`, optionally presenting `client`'s certificate; the status,
-/// or the error text when no HTTP answer came.
-fn get(
-    address: std::net::SocketAddr,
-    path: &str,
-    ca: &Pki,
-    client: Option<&Pki>,
-) -> Result<u16, String> {
+/// An HTTPS client trusting `ca`, optionally presenting `client`'s certificate; it keeps
+/// connections open between calls.
+fn agent(ca: &Pki, client: Option<&Pki>) -> ureq::Agent {
     let roots = RootCerts::new_with_certs(&[Certificate::from_pem(&ca.read("ca.pem")).unwrap()]);
     let mut tls = TlsConfig::builder().root_certs(roots);
     if let Some(client) = client {
@@ -133,13 +128,22 @@ fn get(
         let key = PrivateKey::from_pem(&client.read("client.key")).unwrap();
         tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
     }
-    let agent = ureq::Agent::config_builder()
+    ureq::Agent::config_builder()
         .tls_config(tls.build())
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(10)))
         .build()
-        .new_agent();
-    agent
+        .new_agent()
+}
+
+/// GET over TLS; the status, or the error text when no HTTP answer came.
+fn get(
+    address: std::net::SocketAddr,
+    path: &str,
+    ca: &Pki,
+    client: Option<&Pki>,
+) -> Result<u16, String> {
+    agent(ca, client)
         .get(&format!("https://localhost:{}{path}", address.port()))
         .call()
         .map(|response| response.status().as_u16())
@@ -164,6 +168,26 @@ fn tls_serves_https_and_refuses_plain_text() {
         Ok(200),
         "still serving"
     );
+    // Decisions on one kept-open TLS connection, then another route on it.
+    let client = agent(&pki, None);
+    let base = format!("https://localhost:{}", flowgate.address.port());
+    let request = r#"{"principal": {"id": "alice", "groups": ["data-eng"]}, "action": "trigger", "dag": "etl_daily", "host": "stg-af-worker-01", "context": {"time": "2026-11-24T10:00:00Z"}}"#;
+    for _ in 0..3 {
+        let mut response = client
+            .post(&format!("{base}/v1/decide"))
+            .header("Content-Type", "application/json")
+            .send(request)
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let answer = response.body_mut().read_to_string().unwrap();
+        assert!(answer.starts_with("{\"decision\":\"allow\""), "{answer}");
+    }
+    let status = client
+        .get(&format!("{base}/healthz"))
+        .call()
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 200);
 }
 
 #[test]
