@@ -487,3 +487,31 @@ fn a_body_cut_short_is_logged_on_either_path() {
     assert!(eventually(|| cut_short() == 2), "{}", cut_short());
     let _ = std::fs::remove_file(&log);
 }
+
+#[test]
+fn a_batch_many_reads_long_is_answered_and_the_connection_goes_on() {
+    let address = common::start_server(ServerConfig::default(), false).http;
+    // About 170 KB: many reads, and buffers grown far past their usual size.
+    let batch = format!(r#"{{"requests": [{}]}}"#, vec![DECIDE; 1_000].join(","));
+    let mut stream = connect(address);
+    for _ in 0..2 {
+        stream
+            .write_all(request("/v1/decide/batch", &batch, "").as_bytes())
+            .unwrap();
+        let answers = read_answer(&mut stream).unwrap();
+        assert_eq!(
+            answers.status,
+            200,
+            "{}",
+            &answers.body[..200.min(answers.body.len())]
+        );
+        assert_eq!(
+            answers.body.matches("\"decision\":\"allow\"").count(),
+            1_000
+        );
+        stream
+            .write_all(request("/v1/decide", DECIDE, "").as_bytes())
+            .unwrap();
+        assert_eq!(read_answer(&mut stream).unwrap().status, 200);
+    }
+}
