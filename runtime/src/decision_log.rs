@@ -15,6 +15,7 @@ use std::time::Instant;
 
 #[cfg(target_os = "linux")]
 mod direct;
+mod mask;
 
 /// Where lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,8 +211,7 @@ impl DecisionLog {
             .split(|byte| *byte == b'\n')
             .filter(|line| !line.is_empty())
         {
-            let entry: serde_json::Value = serde_json::from_slice(line).map_err(|_| LogFull)?;
-            self.serialize_line(&entry, &mut masked)?;
+            self.mask_line(line, &mut masked)?;
         }
         self.enqueue(masked, count)
     }
@@ -289,13 +289,19 @@ impl DecisionLog {
     ) -> Result<(), LogFull> {
         if self.mask.is_empty() {
             serde_json::to_writer(&mut *bytes, entry).map_err(|_| LogFull)?;
+            bytes.push(b'\n');
+            Ok(())
         } else {
-            let mut value = serde_json::to_value(entry).map_err(|_| LogFull)?;
-            for path in &self.mask {
-                mask(&mut value, path);
-            }
-            serde_json::to_writer(&mut *bytes, &value).map_err(|_| LogFull)?;
+            let line = serde_json::to_vec(entry).map_err(|_| LogFull)?;
+            self.mask_line(&line, bytes)
         }
+    }
+
+    /// Appends one line (a JSON object, without its newline) masked, and a newline.
+    fn mask_line(&self, line: &[u8], bytes: &mut Vec<u8>) -> Result<(), LogFull> {
+        let text = std::str::from_utf8(line).map_err(|_| LogFull)?;
+        let paths: Vec<&[String]> = self.mask.iter().map(Vec::as_slice).collect();
+        mask::masked(text, &paths, bytes).ok_or(LogFull)?;
         bytes.push(b'\n');
         Ok(())
     }
@@ -315,20 +321,6 @@ impl DecisionLog {
 impl Drop for DecisionLog {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-fn mask(value: &mut serde_json::Value, path: &[String]) {
-    let Some((first, rest)) = path.split_first() else {
-        return;
-    };
-    let Some(child) = value.get_mut(first.as_str()) else {
-        return;
-    };
-    if rest.is_empty() {
-        *child = serde_json::Value::String(String::from("***"));
-    } else {
-        mask(child, rest);
     }
 }
 
@@ -788,8 +780,9 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text,
-            "{\"host\":\"***\",\"n\":1,\"principal\":{\"id\":\"***\"}}\n\
-             {\"host\":\"***\",\"n\":2,\"principal\":{\"id\":\"***\"}}\n"
+            "{\"principal\":{\"id\":\"***\"},\"host\":\"***\",\"n\":1}\n\
+             {\"principal\":{\"id\":\"***\"},\"host\":\"***\",\"n\":2}\n",
+            "each key keeps its place"
         );
         assert_eq!(log.counters().written.load(Ordering::Relaxed), 2);
     }
