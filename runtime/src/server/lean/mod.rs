@@ -34,6 +34,9 @@ pub(crate) enum Left {
 /// Bytes read at a time: a plain decision request fits many times over.
 const READ_SIZE: usize = 8 * 1024;
 
+/// The most a body read asks for at once.
+const BODY_READ_SIZE: usize = 64 * 1024;
+
 /// Buffers larger than this, grown for a large batch, are let go once it is answered,
 /// so idle keep-alive connections stay small.
 const KEPT_CAPACITY: usize = 4 * READ_SIZE;
@@ -73,7 +76,9 @@ where
                     continue;
                 }
                 clock.body_started();
-                input.reserve(end - input.len());
+                // Grown as the body arrives, not at its announced length, so a client
+                // cannot make the server set memory aside for bytes it never sends.
+                input.reserve((end - input.len()).min(BODY_READ_SIZE));
             }
             Head::Partial if input.len() < limits.max_header_bytes => clock.head_started(),
             Head::Partial | Head::Other => {
