@@ -3,7 +3,8 @@
 # round runs both, alternating which goes first, so drift falls on both alike. Per build
 # and round: single decisions at 64 connections (sidecar `--workers 1`, `wrk -t1`), then
 # batches of 100 at 16 connections (default workers, `wrk -t2`), 6 s each. Prints one
-# Markdown row per run with the steal share (vm.sh), then each build's medians.
+# Markdown row per run with the steal share (vm.sh), then each build's medians. Before
+# each run it waits for a calm spell (vm.sh, wait_for_calm; CALM_STEAL, CALM_WAIT).
 # Usage: benches/http/side_by_side.sh OLD_BINARY NEW_BINARY [ROUNDS]   (from the repository
 # root; ROUNDS defaults to 3; BATCH_ARGS adds serve flags to the batch runs, e.g.
 # BATCH_ARGS=--log-direct-io)
@@ -21,6 +22,7 @@ trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' 
 run() {
     local label=$1 binary=$2 script=$3 path=$4 wrk_args=$5 serve_args=$6
     rm -f "$work/log"
+    wait_for_calm
     # shellcheck disable=SC2086
     "$binary" serve policies --listen "127.0.0.1:$port" --decision-log "$work/log" --no-watch $serve_args \
         >/dev/null 2>&1 &

@@ -14,3 +14,21 @@ steal_share() {
     local before="$1"
     echo "$before $(cpu_ticks)" | awk '{ d = $4 - $2; printf "%.1f %% of CPU time stolen by the hypervisor\n", (d > 0 ? 100 * ($3 - $1) / d : 0) }'
 }
+
+# wait_for_calm — on a shared VM, waits (up to CALM_WAIT seconds, default 120) until the
+# hypervisor steals less than CALM_STEAL percent (default 1) over a 2-second window, so
+# runs compared with one another start alike. Prints how long it waited and the last
+# window's share; runs anyway when the wait runs out.
+wait_for_calm() {
+    local limit="${CALM_STEAL:-1}" wait="${CALM_WAIT:-120}" waited=0 before share
+    while :; do
+        before="$(cpu_ticks)"
+        sleep 2
+        waited=$((waited + 2))
+        share="$(steal_share "$before" | cut -d' ' -f1)"
+        if awk -v share="$share" -v limit="$limit" 'BEGIN { exit !(share < limit) }' || [ "$waited" -ge "$wait" ]; then
+            echo "waited ${waited} s for steal under ${limit} %: last window ${share} %" >&2
+            return
+        fi
+    done
+}
