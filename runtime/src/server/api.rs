@@ -64,7 +64,7 @@ async fn read_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, Ap
     }
 }
 
-pub(crate) fn body_too_large(max_body_bytes: usize) -> ApiError {
+fn body_too_large(max_body_bytes: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",

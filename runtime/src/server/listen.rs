@@ -1,7 +1,9 @@
-//! The accept loop: HTTP/1.1 connections with a deadline for the request head, so a client
-//! that trickles headers (slowloris) cannot hold a connection open, and a cap on head size
-//! against header floods; with TLS, the handshake has the same deadline. Shutdown stops
-//! accepting and lets requests in flight finish.
+//! The accept loop and each connection's life: plain decision requests on the
+//! connection's own path ([`super::lean`]), then hyper from the first other request on.
+//! Both give a request head a deadline, so a client that trickles headers (slowloris)
+//! cannot hold a connection open, and cap its size against header floods; with TLS, the
+//! handshake has the same deadline. Shutdown stops accepting, closes idle connections and
+//! lets requests in flight finish.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -119,11 +119,12 @@ where
             },
             () = clock.expired() => {
                 if let Some(error) = clock.refusal(input.is_empty()) {
+                    // A client still sending its body is told why; one that never
+                    // finished its head gets no answer, as from hyper.
+                    if clock.reading_body() {
+                        reply::write_reply(&mut output, error.status, &error.body());
+                    }
                     refused(error);
-                }
-                if clock.reading_body() {
-                    let error = super::api::slow_body(limits.header_read_timeout);
-                    reply::write_reply(&mut output, error.status, &error.body());
                     let _ = write_out(stream, &mut output).await;
                 }
                 return Left::Closed;
