@@ -40,5 +40,12 @@ warm="$(median "${samples[@]:6:6}")"
 warm="${warm:-${samples[0]}}"  # runs shorter than two minutes
 last="$(median "${samples[@]:$((count > 6 ? count - 6 : 0))}")"
 max="$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)"
+# Every minute's median too: one minute's dip or bump moves the growth figure by a few
+# percent, where a leak climbs minute after minute.
+minutes=()
+for ((start = 0; start < count; start += 6)); do
+  minutes+=("$(median "${samples[@]:start:6}")")
+done
+echo "RSS median per minute (kB): ${minutes[*]}"
 echo "RSS median in minute 2: $warm kB; in the last minute: $last kB; max: $max kB"
 awk -v a="$warm" -v b="$last" 'BEGIN { printf "growth from minute 2 to the last minute: %.1f%%\n", (b - a) * 100 / a }'
