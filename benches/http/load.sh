@@ -6,7 +6,8 @@
 #   2. the same with both using every core (default workers, `wrk -t2`): oversubscribed;
 #   3. batches of 100 at 16 connections, every core for the sidecar;
 #   4. the same batches with the log written around the page cache (--log-direct-io).
-# Each run also prints the share of CPU time the hypervisor took meanwhile (vm.sh).
+# Each run starts once the hypervisor has been quiet for 2 s (vm.sh, wait_for_calm; at most
+# CALM_WAIT s, default 120) and prints the share of CPU time it took meanwhile.
 # Usage: benches/http/load.sh [POLICY_DIR]   (run from the repository root)
 set -euo pipefail
 dir="${1:-policies}"
@@ -32,6 +33,7 @@ trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EX
 
 start --workers 1
 echo "== single decisions, 64 connections; sidecar --workers 1, wrk -t1"
+wait_for_calm
 before="$(cpu_ticks)"
 wrk -t1 -c64 -d10s --latency -s "$here/decide.lua" "http://127.0.0.1:$port/v1/decide"
 steal_share "$before"
@@ -39,10 +41,12 @@ stop
 
 start
 echo "== single decisions, 64 connections; sidecar on every core, wrk -t2 (oversubscribed)"
+wait_for_calm
 before="$(cpu_ticks)"
 wrk -t2 -c64 -d10s --latency -s "$here/decide.lua" "http://127.0.0.1:$port/v1/decide"
 steal_share "$before"
 echo "== batches of 100, 16 connections, wrk -t2"
+wait_for_calm
 before="$(cpu_ticks)"
 wrk -t2 -c16 -d10s --latency -s "$here/batch.lua" "http://127.0.0.1:$port/v1/decide/batch"
 steal_share "$before"
@@ -50,6 +54,7 @@ stop
 
 start --log-direct-io
 echo "== batches of 100, 16 connections, wrk -t2, --log-direct-io"
+wait_for_calm
 before="$(cpu_ticks)"
 wrk -t2 -c16 -d10s --latency -s "$here/batch.lua" "http://127.0.0.1:$port/v1/decide/batch"
 steal_share "$before"

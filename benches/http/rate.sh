@@ -4,8 +4,9 @@
 # warm-up, and times each answer from when its request was due, so stalls count in full
 # (see the generator's doc comment). Two runs: the sidecar on one worker, then on its
 # default (one per CPU). If nginx is installed, the same schedule then goes to nginx
-# answering a constant from one worker: the floor this machine sets. Each run prints the
-# share of CPU time the hypervisor took meanwhile (vm.sh).
+# answering a constant from one worker: the floor this machine sets. Each run starts once
+# the hypervisor has been quiet for 2 s (vm.sh, wait_for_calm) and prints the share of CPU
+# time it took meanwhile.
 # Usage: [RATE=50000] benches/http/rate.sh [POLICY_DIR]   (run from the repository root)
 set -euo pipefail
 dir="${1:-policies}"
@@ -26,6 +27,7 @@ measure() {
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port$2" >/dev/null && break; sleep 0.1; done
   echo "== $1"
   local before
+  wait_for_calm
   before="$(cpu_ticks)"
   ./target/release/http_rate "127.0.0.1:$port" /v1/decide "$body" "$rate" 64 10
   steal_share "$before"
