@@ -116,8 +116,9 @@ fn decides_and_reports_the_policy() {
     );
 }
 
-/// The decision routes skip the router; their neighbours — another method, a trailing
-/// slash, a query string — are answered as before, every 4xx with a JSON error.
+/// The decision routes through the router (kept-alive connections answer them on their own
+/// path, which keep_alive.rs holds to the same bytes); their neighbours — another method, a
+/// trailing slash, a query string, case — are answered with a JSON error.
 #[test]
 fn the_decision_routes_and_their_neighbours() {
     let address = start(ServerConfig::default());

@@ -54,8 +54,7 @@ pub(super) fn masked(object: &str, paths: &[&[String]], out: &mut Vec<u8>) -> Op
         if inner.iter().any(|rest| rest.is_empty()) {
             out.extend_from_slice(b"\"***\"");
         } else if !inner.is_empty() && text.starts_with('{') {
-            let paths = inner.clone();
-            masked(text, &paths, out)?;
+            masked(text, &inner, out)?;
         } else {
             out.extend_from_slice(text.as_bytes());
         }

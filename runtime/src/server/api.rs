@@ -139,8 +139,9 @@ fn counted<T>(state: &AppState, result: Result<T, ApiError>) -> Result<T, ApiErr
     result.map_err(|error| refused(state, error))
 }
 
-/// Counts and logs a refusal, and gives it back to be answered.
-fn refused(state: &AppState, error: ApiError) -> ApiError {
+/// Counts and logs a refusal, and gives it back to be answered: every path that turns a
+/// request or connection away calls it, so `/metrics` and the log agree.
+pub(crate) fn refused(state: &AppState, error: ApiError) -> ApiError {
     state.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
     super::audit::rejection(state, Source::Api, &error);
     error
@@ -180,18 +181,6 @@ pub(crate) fn answer_body(
         HotRoute::DecideBatch => decide_many(state, body),
     };
     counted(state, result)
-}
-
-/// Answers a hot route as the router would: the same handler, the same response.
-pub(crate) async fn answer_hot(
-    route: HotRoute,
-    state: Arc<AppState>,
-    request: axum::http::Request<hyper::body::Incoming>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    answer_read(route, &state, Body::new(request.into_body()))
-        .await
-        .into_response()
 }
 
 async fn answer_read(route: HotRoute, state: &AppState, body: Body) -> Result<JsonBytes, ApiError> {

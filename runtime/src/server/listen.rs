@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower::Service as _;
 
+use super::api::refused;
 use super::drain::{Closing, Drain};
 use super::error::ApiError;
 use super::lean::Left;
@@ -43,11 +44,6 @@ impl Default for ConnectionLimits {
         }
     }
 }
-
-/// Called for a connection cut off before a request could be answered (a slow or
-/// oversized request head, malformed HTTP, a failed TLS handshake), so the decision log
-/// shows those too.
-pub(crate) type Refused = std::sync::Arc<dyn Fn(ApiError) + Send + Sync>;
 
 /// A request head that did not arrive in time.
 pub(crate) fn slow_head(limit: Duration) -> ApiError {
@@ -91,9 +87,7 @@ fn refusal(error: &hyper::Error, limits: &ConnectionLimits, mid_request: bool) -
 pub(crate) struct Connections {
     pub(crate) router: Router,
     pub(crate) state: std::sync::Arc<super::AppState>,
-    pub(crate) limits: ConnectionLimits,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
-    pub(crate) refused: Refused,
 }
 
 /// Accepts until `shutdown`, then lets requests in flight finish (up to the drain
@@ -130,7 +124,7 @@ pub(crate) async fn accept(
     drop(listener);
     tokio::select! {
         () = drain.close() => {}
-        () = tokio::time::sleep(connections.limits.drain_timeout) => {}
+        () = tokio::time::sleep(connections.state.config.limits.drain_timeout) => {}
     }
     if let Some(threads) = threads {
         threads.stop().await;
@@ -150,19 +144,30 @@ pub(crate) async fn serve_connection(
     };
     // The handshake gets the same deadline as a request head, against clients that open
     // connections and say nothing.
-    let limit = connections.limits.header_read_timeout;
+    let state = &connections.state;
+    let limit = state.config.limits.header_read_timeout;
     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => serve_stream(stream, peer, &connections, closing).await,
-        Ok(Err(error)) => (connections.refused)(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "tls-handshake",
-            format!("TLS handshake with {peer} failed: {error}"),
-        )),
-        Err(_) => (connections.refused)(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "tls-handshake",
-            format!("TLS handshake with {peer} did not finish in time"),
-        )),
+        Ok(Err(error)) => {
+            refused(
+                state,
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "tls-handshake",
+                    format!("TLS handshake with {peer} failed: {error}"),
+                ),
+            );
+        }
+        Err(_) => {
+            refused(
+                state,
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "tls-handshake",
+                    format!("TLS handshake with {peer} did not finish in time"),
+                ),
+            );
+        }
     }
 }
 
@@ -176,37 +181,19 @@ async fn serve_stream<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Connections {
-        router,
-        state,
-        limits,
-        refused,
-        ..
-    } = connections;
-    let read = match super::lean::serve(&mut stream, state, limits, refused, &mut closing).await {
+    let Connections { router, state, .. } = connections;
+    let limits = &state.config.limits;
+    let read = match super::lean::serve(&mut stream, state, &mut closing).await {
         Left::Closed => return,
         Left::ToHyper(read) => read,
     };
     let (stream, mid_request) = Prefixed::new(read, stream);
-    let (state, router) = (state.clone(), router.clone());
+    let router = router.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        // Decision requests that were not plain (`Expect`, chunked bodies) skip the
-        // router's matching and boxing; everything else, including other methods on
-        // those paths, goes through it.
-        let hot = super::api::hot_route(request.method().as_str(), request.uri().path());
-        let state = state.clone();
-        let mut router = router.clone();
-        async move {
-            match hot {
-                Some(route) => Ok(super::api::answer_hot(route, state, request).await),
-                None => {
-                    request
-                        .extensions_mut()
-                        .insert(ConnectInfo::<SocketAddr>(peer));
-                    router.call(request).await
-                }
-            }
-        }
+        request
+            .extensions_mut()
+            .insert(ConnectInfo::<SocketAddr>(peer));
+        router.clone().call(request)
     });
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -224,6 +211,6 @@ async fn serve_stream<S>(
     if let Err(error) = served
         && let Some(refusal) = refusal(&error, limits, mid_request.load(Ordering::Relaxed))
     {
-        refused(refusal);
+        refused(state, refusal);
     }
 }

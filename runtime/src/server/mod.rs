@@ -252,18 +252,7 @@ pub async fn serve(
     let connections = listen::Connections {
         router: router(state.clone()),
         state: state.clone(),
-        limits: state.config.limits,
         tls: acceptor,
-        refused: {
-            let state = state.clone();
-            std::sync::Arc::new(move |error: error::ApiError| {
-                state
-                    .metrics
-                    .bad_requests
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                audit::rejection(&state, audit::Source::Api, &error);
-            })
-        },
     };
     let shutdown = async move {
         tokio::select! {

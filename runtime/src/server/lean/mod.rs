@@ -20,8 +20,9 @@ use tokio::time::{Instant, Sleep};
 
 use self::head::{Head, read_head};
 use super::AppState;
+use super::api::refused;
 use super::drain::Closing;
-use super::listen::{ConnectionLimits, Refused, slow_head};
+use super::listen::slow_head;
 
 /// How a connection left this path.
 pub(crate) enum Left {
@@ -41,16 +42,11 @@ const BODY_READ_SIZE: usize = 64 * 1024;
 /// so idle keep-alive connections stay small.
 const KEPT_CAPACITY: usize = 4 * READ_SIZE;
 
-pub(crate) async fn serve<S>(
-    stream: &mut S,
-    state: &AppState,
-    limits: &ConnectionLimits,
-    refused: &Refused,
-    closing: &mut Closing,
-) -> Left
+pub(crate) async fn serve<S>(stream: &mut S, state: &AppState, closing: &mut Closing) -> Left
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let limits = &state.config.limits;
     let mut input: Vec<u8> = Vec::with_capacity(READ_SIZE);
     let mut output: Vec<u8> = Vec::with_capacity(READ_SIZE);
     let mut clock = Deadline::new(limits.header_read_timeout);
@@ -105,13 +101,13 @@ where
             read = stream.read_buf(&mut input) => match read {
                 Ok(0) => {
                     if clock.reading_body() {
-                        refused(super::api::incomplete_body(&"the connection closed"));
+                        refused(state, super::api::incomplete_body(&"the connection closed"));
                     }
                     return Left::Closed;
                 }
                 Err(error) => {
                     if clock.reading_body() {
-                        refused(super::api::incomplete_body(&error));
+                        refused(state, super::api::incomplete_body(&error));
                     }
                     return Left::Closed;
                 }
@@ -124,7 +120,7 @@ where
                     if clock.reading_body() {
                         reply::write_reply(&mut output, error.status, &error.body());
                     }
-                    refused(error);
+                    refused(state, error);
                     let _ = write_out(stream, &mut output).await;
                 }
                 return Left::Closed;
