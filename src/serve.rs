@@ -16,6 +16,7 @@ use runtime::server::{
 use runtime::{EngineOptions, UnlistedEntities};
 
 use crate::exit;
+use crate::serve_config::TIMEOUT_SECS;
 
 #[derive(Args)]
 pub(crate) struct ServeArgs {
@@ -49,9 +50,14 @@ pub(crate) struct ServeArgs {
     /// Most requests in one batch.
     #[arg(long, default_value_t = 1_000)]
     max_batch: usize,
-    /// Seconds a client has to send a request's head; slower ones are cut off.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds a client has to send a request's head, from its first byte; slower ones
+    /// are cut off.
+    #[arg(long, default_value_t = 10, value_parser = seconds)]
     header_timeout_secs: u64,
+    /// Seconds a keep-alive connection may sit idle between requests before it is closed;
+    /// keep it longer than the idle timeout of the proxies' connection pools.
+    #[arg(long, default_value_t = 120, value_parser = seconds)]
+    idle_timeout_secs: u64,
     /// Largest request head (line and headers) in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     max_header_bytes: usize,
@@ -244,6 +250,7 @@ fn from_args(args: &ServeArgs, dir: PathBuf, options: EngineOptions) -> ServerCo
         forward_auth: Some(forward_auth(args)),
         limits: ConnectionLimits {
             header_read_timeout: Duration::from_secs(args.header_timeout_secs),
+            idle_timeout: Duration::from_secs(args.idle_timeout_secs),
             max_header_bytes: args.max_header_bytes,
             ..ConnectionLimits::default()
         },
@@ -396,6 +403,9 @@ fn from_file(
             header_read_timeout: limits
                 .header_timeout_secs
                 .map_or(defaults.limits.header_read_timeout, Duration::from_secs),
+            idle_timeout: limits
+                .idle_timeout_secs
+                .map_or(defaults.limits.idle_timeout, Duration::from_secs),
             max_header_bytes: limits
                 .max_header_bytes
                 .unwrap_or(defaults.limits.max_header_bytes),
@@ -480,5 +490,21 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {}
         () = terminate => {}
+    }
+}
+
+/// Parses a timeout flag, in whole seconds within [`TIMEOUT_SECS`].
+fn seconds(text: &str) -> Result<u64, String> {
+    let seconds: u64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of seconds"))?;
+    if TIMEOUT_SECS.contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!(
+            "must be from {} to {} seconds",
+            TIMEOUT_SECS.start(),
+            TIMEOUT_SECS.end()
+        ))
     }
 }

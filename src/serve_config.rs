@@ -43,8 +43,28 @@ pub(crate) struct Tls {
 pub(crate) struct Limits {
     pub(crate) max_body_bytes: Option<usize>,
     pub(crate) max_batch: Option<usize>,
+    #[serde(default, deserialize_with = "timeout_secs")]
     pub(crate) header_timeout_secs: Option<u64>,
+    #[serde(default, deserialize_with = "timeout_secs")]
+    pub(crate) idle_timeout_secs: Option<u64>,
     pub(crate) max_header_bytes: Option<usize>,
+}
+
+/// Timeouts are whole seconds from 1 to a day: 0 would cut off every client, and more
+/// than a day is a typo rather than a setting.
+pub(crate) const TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
+
+fn timeout_secs<'de, D: serde::Deserializer<'de>>(seconds: D) -> Result<Option<u64>, D::Error> {
+    let seconds = u64::deserialize(seconds)?;
+    if TIMEOUT_SECS.contains(&seconds) {
+        Ok(Some(seconds))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "must be from {} to {} seconds, not {seconds}",
+            TIMEOUT_SECS.start(),
+            TIMEOUT_SECS.end()
+        )))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -484,6 +484,9 @@ policy_dir = "{policies}"
 listen = "127.0.0.1:0"
 workers = 1
 
+[limits]
+idle_timeout_secs = 300
+
 [log]
 path = "{log}"
 
@@ -566,4 +569,21 @@ peers = ["127.0.0.1"]
     let output = flowgate(&["serve", "--workers", "0"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("--workers"), "{}", stderr(&output));
+
+    // A timeout of 0 would cut off every client; one past a day is a typo.
+    let no_idle = write(&dir, "no-idle.toml", "[limits]\nidle_timeout_secs = 0\n");
+    let output = flowgate(&["serve", "--config", arg(&no_idle)]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(
+        text.contains("idle_timeout_secs") && text.contains("from 1 to 86400 seconds, not 0"),
+        "{text}"
+    );
+    let output = flowgate(&["serve", "--header-timeout-secs", "86401"]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(
+        text.contains("--header-timeout-secs") && text.contains("from 1 to 86400 seconds"),
+        "{text}"
+    );
 }

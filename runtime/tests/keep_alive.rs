@@ -330,10 +330,12 @@ fn oversized_bodies_and_heads_on_a_kept_connection_are_refused_and_logged() {
 fn idle_connections_close_quietly_and_slow_heads_and_bodies_are_cut_off() {
     let log = temp_log("keep-alive-deadlines");
     let limit = Duration::from_millis(400);
+    let idle_limit = Duration::from_secs(3);
     let address = common::start_server(
         ServerConfig {
             limits: ConnectionLimits {
                 header_read_timeout: limit,
+                idle_timeout: idle_limit,
                 ..ConnectionLimits::default()
             },
             log: Some(logged(&log)),
@@ -351,8 +353,9 @@ fn idle_connections_close_quietly_and_slow_heads_and_bodies_are_cut_off() {
             .collect::<Vec<_>>()
     };
 
-    // Kept open, then idle past the deadline: closed, and no refusal logged, both for a
-    // connection that answered a decision and for one hyper serves.
+    // Idle for longer than the head limit but within the idle limit, as pooled proxy
+    // connections are: still served, both on a connection that answered a decision and
+    // on one hyper serves.
     let mut idle = connect(address);
     idle.write_all(request("/v1/decide", DECIDE, "").as_bytes())
         .unwrap();
@@ -362,34 +365,54 @@ fn idle_connections_close_quietly_and_slow_heads_and_bodies_are_cut_off() {
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     assert_eq!(read_answer(&mut idle_hyper).unwrap().status, 200);
+    std::thread::sleep(limit * 3);
+    idle.write_all(request("/v1/decide", DECIDE, "").as_bytes())
+        .unwrap();
+    assert_eq!(read_answer(&mut idle).unwrap().status, 200);
+    idle_hyper
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_answer(&mut idle_hyper).unwrap().status, 200);
+
+    // Then idle past the idle limit: closed, and no refusal logged.
     let clock = Instant::now();
     assert!(read_answer(&mut idle).is_none());
     assert!(read_answer(&mut idle_hyper).is_none());
+    let waited = clock.elapsed();
     assert!(
-        clock.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        clock.elapsed()
+        waited >= idle_limit - Duration::from_millis(100) && waited < idle_limit * 3,
+        "{waited:?}"
     );
     assert!(
-        eventually(|| std::fs::read_to_string(&log).is_ok_and(|text| text.lines().count() == 1)),
-        "only the decision is logged"
+        eventually(|| std::fs::read_to_string(&log).is_ok_and(|text| text.lines().count() == 2)),
+        "only the decisions are logged"
     );
     assert_eq!(rejected(), Vec::<String>::new());
 
-    // Half a head after an answer: cut off and logged.
+    // Half a head after an answer: cut off at the head limit from its first byte, not the
+    // idle limit, and logged; on both paths.
     let mut slow = connect(address);
     slow.write_all(request("/v1/decide", DECIDE, "").as_bytes())
         .unwrap();
     assert_eq!(read_answer(&mut slow).unwrap().status, 200);
+    let mut slow_hyper = connect(address);
+    slow_hyper
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_answer(&mut slow_hyper).unwrap().status, 200);
+    let clock = Instant::now();
     slow.write_all(b"POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Le")
         .unwrap();
+    slow_hyper
+        .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .unwrap();
     assert!(read_answer(&mut slow).is_none());
-    assert!(eventually(|| rejected().len() == 1));
-    assert!(
-        rejected()[0].contains("\"slow-request-head\""),
-        "{:?}",
-        rejected()
-    );
+    assert!(read_answer(&mut slow_hyper).is_none());
+    assert!(clock.elapsed() < idle_limit, "{:?}", clock.elapsed());
+    assert!(eventually(|| rejected().len() == 2));
+    for line in rejected() {
+        assert!(line.contains("\"slow-request-head\""), "{line}");
+    }
 
     // A body that trickles: 408 with the error body, then closed, and logged. Each byte
     // comes well within the deadline, so only a deadline on the whole body catches it.
@@ -421,9 +444,9 @@ fn idle_connections_close_quietly_and_slow_heads_and_bodies_are_cut_off() {
         "{:?}",
         clock.elapsed()
     );
-    assert!(eventually(|| rejected().len() == 2));
+    assert!(eventually(|| rejected().len() == 3));
     assert!(
-        rejected()[1].contains("\"slow-request-body\""),
+        rejected()[2].contains("\"slow-request-body\""),
         "{:?}",
         rejected()
     );

@@ -27,8 +27,12 @@ use super::prefixed::Prefixed;
 /// Limits on each connection.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
-    /// Time a client has to send a request's line and headers.
+    /// Time a client has to send a request's line and headers, from their first byte
+    /// (from the connection's start for its first request).
     pub header_read_timeout: Duration,
+    /// Time a keep-alive connection may sit idle between an answer and the next request.
+    /// Proxies pool connections and expect this to be longer than their own idle timeout.
+    pub idle_timeout: Duration,
     /// Largest request head (line and headers), in bytes.
     pub max_header_bytes: usize,
     /// How long shutdown waits for requests in flight.
@@ -39,6 +43,7 @@ impl Default for ConnectionLimits {
     fn default() -> ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
             max_header_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(30),
         }
@@ -60,7 +65,7 @@ pub(crate) fn slow_head(limit: Duration) -> ApiError {
 /// What a connection-level error means to an operator; `None` for a client that simply
 /// went away, or a keep-alive connection closed after sitting idle (`mid_request` false).
 fn refusal(error: &hyper::Error, limits: &ConnectionLimits, mid_request: bool) -> Option<ApiError> {
-    if error.is_timeout() {
+    if error.is_timeout() || is_overdue(error) {
         mid_request.then(|| slow_head(limits.header_read_timeout))
     } else if error.is_parse_too_large() {
         Some(ApiError::new(
@@ -80,6 +85,13 @@ fn refusal(error: &hyper::Error, limits: &ConnectionLimits, mid_request: bool) -
     } else {
         None
     }
+}
+
+/// The connection's own clock ([`Prefixed`]) failed the read of an overdue head.
+fn is_overdue(error: &hyper::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// What every connection is served with.
@@ -187,7 +199,7 @@ async fn serve_stream<S>(
         Left::Closed => return,
         Left::ToHyper(read) => read,
     };
-    let (stream, mid_request) = Prefixed::new(read, stream);
+    let (stream, mid_request) = Prefixed::new(read, stream, limits);
     let router = router.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request
@@ -197,7 +209,13 @@ async fn serve_stream<S>(
     });
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // `Prefixed` keeps the idle and head timeouts apart; hyper's one timer, which
+        // counts both together, stays as a backstop.
+        .header_read_timeout(
+            limits
+                .idle_timeout
+                .saturating_add(limits.header_read_timeout),
+        )
         .max_buf_size(limits.max_header_bytes.max(8 * 1024));
     let connection = http.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);

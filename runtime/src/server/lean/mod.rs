@@ -49,7 +49,7 @@ where
     let limits = &state.config.limits;
     let mut input: Vec<u8> = Vec::with_capacity(READ_SIZE);
     let mut output: Vec<u8> = Vec::with_capacity(READ_SIZE);
-    let mut clock = Deadline::new(limits.header_read_timeout);
+    let mut clock = Deadline::new(limits.header_read_timeout, limits.idle_timeout);
     let shutdown = closing.requested();
     tokio::pin!(shutdown);
     let mut shutting_down = false;
@@ -76,7 +76,11 @@ where
                 // cannot make the server set memory aside for bytes it never sends.
                 input.reserve((end - input.len()).min(BODY_READ_SIZE));
             }
-            Head::Partial if input.len() < limits.max_header_bytes => clock.head_started(),
+            Head::Partial if input.len() < limits.max_header_bytes => {
+                if !input.is_empty() {
+                    clock.head_started();
+                }
+            }
             Head::Partial | Head::Other => {
                 return match write_out(stream, &mut output).await {
                     Ok(()) => Left::ToHyper(input),
@@ -154,50 +158,57 @@ where
 /// Where the request being read stands.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Between requests, or reading a head: the head must be complete `limit` after the
-    /// previous answer (as hyper's header timeout counts, so an idle keep-alive
-    /// connection is closed then too).
+    /// Waiting for a request's first byte since the previous answer: up to the idle limit.
+    Idle,
+    /// Reading a head (or waiting for the first one on a new connection): up to the head
+    /// limit from its first byte, or from the connection's start.
     Head,
-    /// The head is complete; the body must follow within `limit`.
+    /// The head is complete; the body must follow within the head limit.
     Body,
 }
 
 /// The request deadline with one timer per connection. Arming a timer for every request
-/// costs as much as parsing its head, so the timer is only ever moved later: when it
-/// fires before the request's deadline, it is set to that deadline and waits again.
+/// costs as much as parsing its head, so the timer is moved earlier only when a phase
+/// with a nearer deadline begins part-way (a head or body split across reads); otherwise
+/// it is only ever moved later: when it fires before the request's deadline, it is set to
+/// that deadline and waits again.
 struct Deadline {
-    limit: Duration,
+    head_limit: Duration,
+    idle_limit: Duration,
     timer: Pin<Box<Sleep>>,
     phase: Phase,
-    /// When the request being read is due; `None` until a wait for it begins.
+    /// When the current wait is due; `None` until it begins.
     due: Option<Instant>,
 }
 
 impl Deadline {
-    fn new(limit: Duration) -> Deadline {
+    fn new(head_limit: Duration, idle_limit: Duration) -> Deadline {
         Deadline {
-            limit,
-            timer: Box::pin(tokio::time::sleep(limit)),
+            head_limit,
+            idle_limit,
+            timer: Box::pin(tokio::time::sleep(head_limit)),
             phase: Phase::Head,
             due: None,
         }
     }
 
+    /// Part of a head has arrived.
     fn head_started(&mut self) {
-        if self.due.is_none() {
-            self.due = Some(Instant::now() + self.limit);
+        if self.phase == Phase::Idle {
+            self.phase = Phase::Head;
+            self.due = Some(Instant::now() + self.head_limit);
         }
     }
 
     fn body_started(&mut self) {
-        if self.phase == Phase::Head {
+        if self.phase != Phase::Body {
             self.phase = Phase::Body;
-            self.due = Some(Instant::now() + self.limit);
+            self.due = Some(Instant::now() + self.head_limit);
         }
     }
 
     fn answered(&mut self) {
-        self.phase = Phase::Head;
+        self.phase = Phase::Idle;
         self.due = None;
     }
 
@@ -205,9 +216,16 @@ impl Deadline {
         self.phase == Phase::Body
     }
 
-    /// Completes when the request being read is overdue.
+    /// Completes when the current wait is overdue.
     async fn expired(&mut self) {
-        let due = *self.due.get_or_insert_with(|| Instant::now() + self.limit);
+        let limit = match self.phase {
+            Phase::Idle => self.idle_limit,
+            Phase::Head | Phase::Body => self.head_limit,
+        };
+        let due = *self.due.get_or_insert_with(|| Instant::now() + limit);
+        if self.timer.deadline() > due {
+            self.timer.as_mut().reset(due);
+        }
         loop {
             self.timer.as_mut().await;
             if Instant::now() >= due {
@@ -218,12 +236,13 @@ impl Deadline {
     }
 
     /// What an expired deadline is logged as: nothing for a keep-alive connection that
-    /// simply sat idle.
+    /// simply sat idle, or a new one that never said anything.
     fn refusal(&self, nothing_read: bool) -> Option<super::error::ApiError> {
         match self.phase {
+            Phase::Idle => None,
             Phase::Head if nothing_read => None,
-            Phase::Head => Some(slow_head(self.limit)),
-            Phase::Body => Some(super::api::slow_body(self.limit)),
+            Phase::Head => Some(slow_head(self.head_limit)),
+            Phase::Body => Some(super::api::slow_body(self.head_limit)),
         }
     }
 }
