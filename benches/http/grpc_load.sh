@@ -15,7 +15,7 @@ cargo build --release -q -p benches --features load --bin grpc_load
 ./target/release/flowgate serve "$dir" --listen 127.0.0.1:18186 --grpc-listen "127.0.0.1:$port" \
   --fixed-host stg-af-worker-01 --trusted-peer 127.0.0.1 --decision-log "$log" --no-watch 2>/dev/null &
 server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill -TERM $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:18186/readyz" >/dev/null && break; sleep 0.1; done
 wait_for_calm
 before="$(cpu_ticks)"

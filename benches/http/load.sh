@@ -29,7 +29,7 @@ stop() {
     kill -TERM "$server"; wait "$server" 2>/dev/null || true
     echo "== decision-log lines written: $(wc -l < "$log")"
 }
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill -TERM $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
 
 start --workers 1
 echo "== single decisions, 64 connections; sidecar --workers 1, wrk -t1"

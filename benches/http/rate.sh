@@ -19,7 +19,7 @@ work="$(mktemp -d)"
 server=
 cargo build --release -q -p flowgate
 cargo build --release -q -p benches --features load --bin http_rate
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill -TERM $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
 body="$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$here/decide.lua")"
 
 # measure TITLE READY_PATH: waits until the server answers, then sends the schedule.

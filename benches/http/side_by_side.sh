@@ -16,7 +16,7 @@ source "$here/vm.sh"
 port=18189
 work="$(mktemp -d)"
 server=
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill -TERM $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # run LABEL BINARY SCRIPT PATH WRK_ARGS SERVE_ARGS: prints "| label | run | decisions/s | p99 | steal |"
 run() {

@@ -16,7 +16,7 @@ cargo build --release -q -p flowgate
 ./target/release/flowgate serve "$dir" --listen "127.0.0.1:$port" --no-watch \
   --decision-log "$logdir/decisions.log" --log-rotate-bytes 100000000 2>/dev/null &
 server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$logdir"' EXIT
+trap 'kill -TERM $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$logdir"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
 echo "start: $(rss) kB"
